@@ -1,0 +1,888 @@
+//! `Client`: one ureq `Agent` owned by one worker at a time, the request builder and the
+//! per-call engine (deadline, stale-connection replay, redirects).
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::http::header::{AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION};
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use ureq::{Agent, SendBody};
+
+use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
+use crate::pool::Shared;
+use crate::redirect;
+use crate::transport;
+
+/// An HTTP client for one worker thread: one ureq `Agent` with its own connection pool,
+/// buffers and DNS cache, so sending never takes a lock shared with other workers.
+///
+/// Get one from a [`ClientPool`](crate::ClientPool). A `Client` is `Send` (it can move to a
+/// thread) but not `Sync`: it cannot be shared between threads, which the compiler enforces:
+///
+/// ```compile_fail
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default()).unwrap();
+/// let client = pool.try_checkout().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(|| client.get("http://127.0.0.1:1/").send());
+///     s.spawn(|| client.get("http://127.0.0.1:1/").send());
+/// });
+/// ```
+///
+/// Moving it to a thread is fine:
+///
+/// ```
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
+/// std::thread::spawn(move || drop(client)).join().unwrap();
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
+pub struct Client {
+    agent: Agent,
+    opened: Arc<AtomicU64>,
+    pub(crate) shared: Arc<Shared>,
+    // Set when the client's connection state is suspect; the pool then drops the client
+    // instead of handing it out again. Being a `Cell` also makes `Client` `!Sync`.
+    poisoned: Cell<bool>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("connections_opened", &self.connections_opened())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(shared: Arc<Shared>) -> Client {
+        let c = &shared.config;
+        let proxy = match &c.proxy {
+            crate::Proxy::None => None,
+            crate::Proxy::FromEnv => ureq::Proxy::try_from_env(),
+            // Validated when the pool was built.
+            crate::Proxy::Url(u) => ureq::Proxy::new(u).ok(),
+        };
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .allow_non_standard_methods(true)
+            .proxy(proxy)
+            .user_agent(c.user_agent.as_str())
+            .timeout_global(Some(c.deadline))
+            .timeout_connect(Some(c.connect_timeout))
+            .max_idle_connections(c.max_idle)
+            .max_idle_connections_per_host(c.max_idle_per_host)
+            .max_idle_age(c.idle_age)
+            .input_buffer_size(c.input_buffer)
+            .output_buffer_size(c.output_buffer)
+            .max_response_header_size(c.max_header_size)
+            .build();
+        let opened = Arc::new(AtomicU64::new(0));
+        let agent = Agent::with_parts(
+            config,
+            transport::connector(shared.tls.clone(), opened.clone()),
+            transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl),
+        );
+        Client {
+            agent,
+            opened,
+            shared,
+            poisoned: Cell::new(false),
+        }
+    }
+
+    /// How many connections this client has opened (TCP, plus TLS when https). Compared with
+    /// the requests sent it tells how well connections are reused.
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.get()
+    }
+
+    pub(crate) fn poison(&self) {
+        self.poisoned.set(true);
+    }
+
+    /// Starts a GET request.
+    pub fn get(&self, url: &str) -> RequestBuilder<'_> {
+        self.request_method(Ok(Method::GET), url)
+    }
+    /// Starts a HEAD request.
+    pub fn head(&self, url: &str) -> RequestBuilder<'_> {
+        self.request_method(Ok(Method::HEAD), url)
+    }
+    /// Starts a POST request.
+    pub fn post(&self, url: &str) -> RequestBuilder<'_> {
+        self.request_method(Ok(Method::POST), url)
+    }
+    /// Starts a PUT request.
+    pub fn put(&self, url: &str) -> RequestBuilder<'_> {
+        self.request_method(Ok(Method::PUT), url)
+    }
+    /// Starts a PATCH request.
+    pub fn patch(&self, url: &str) -> RequestBuilder<'_> {
+        self.request_method(Ok(Method::PATCH), url)
+    }
+    /// Starts a DELETE request.
+    pub fn delete(&self, url: &str) -> RequestBuilder<'_> {
+        self.request_method(Ok(Method::DELETE), url)
+    }
+
+    /// Starts a request with any method. An invalid method name fails at
+    /// [`send`](RequestBuilder::send) with [`ErrorKind::InvalidRequest`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let err = client.request("BAD METHOD", "http://127.0.0.1:1/").send().unwrap_err();
+    /// assert!(err.is_invalid_request());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn request(&self, method: &str, url: &str) -> RequestBuilder<'_> {
+        let method =
+            Method::from_bytes(method.as_bytes()).map_err(|_| Error::invalid("invalid method"));
+        self.request_method(method, url)
+    }
+
+    fn request_method(&self, method: Result<Method, Error>, url: &str) -> RequestBuilder<'_> {
+        let mut b = RequestBuilder {
+            client: self,
+            method: Method::GET,
+            url: url.to_owned(),
+            query: String::new(),
+            headers: HeaderMap::new(),
+            sensitive: Vec::new(),
+            body: Body::None,
+            timeout: None,
+            error: None,
+        };
+        match method {
+            Ok(m) => b.method = m,
+            Err(e) => b.error = Some(e),
+        }
+        b
+    }
+
+    /// Runs one call: attempts, stale-connection replay and redirects, within one deadline.
+    fn execute(&self, mut call: Call) -> Result<Response, Error> {
+        let started = Instant::now();
+        let deadline = started + call.timeout;
+        let mut attempts = 0u32;
+        let mut redirects = 0u32;
+        let mut stale_replayed = false;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(call.fail(
+                    Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)),
+                    attempts,
+                    redirects,
+                ));
+            }
+            attempts += 1;
+            let opened_before = self.opened.load(Ordering::Relaxed);
+            // The agent's own global timeout equals the default deadline, so the common case
+            // (first attempt, default deadline) needs no per-request configuration.
+            let fresh_call = attempts == 1 && redirects == 0 && !call.custom_timeout;
+            let result = self.run_once(&mut call, (!fresh_call).then_some(remaining));
+            let reused = self.opened.load(Ordering::Relaxed) == opened_before;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    // Go's net/http rule: a request that died on a *reused* connection before
+                    // any response byte most likely hit a connection the server had already
+                    // closed; replay it once on a fresh connection without counting an attempt.
+                    if reused && !stale_replayed && is_stale(&e) && call.replayable() {
+                        stale_replayed = true;
+                        attempts -= 1;
+                        log::debug!("{}: stale pooled connection, replaying once", call.host);
+                        continue;
+                    }
+                    if e.is_protocol() {
+                        self.poison();
+                    }
+                    return Err(call.fail(e, attempts, redirects));
+                }
+            };
+            let status = response.status().as_u16();
+            if self.shared.config.max_redirects > 0 {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok());
+                let hop = redirect::next_hop(
+                    status,
+                    location,
+                    &call.uri,
+                    &call.method,
+                    self.shared.config.allow_https_downgrade,
+                )
+                .map_err(|e| call.fail(e, attempts, redirects))?;
+                if let Some(hop) = hop {
+                    if redirects >= self.shared.config.max_redirects {
+                        let e = Error::new(ErrorKind::TooManyRedirects(redirects));
+                        return Err(call.fail(e, attempts, redirects));
+                    }
+                    drain(response);
+                    call.follow(hop).map_err(|e| call.fail(e, attempts, redirects))?;
+                    redirects += 1;
+                    stale_replayed = false;
+                    continue;
+                }
+            }
+            return Ok(Response::new(
+                response,
+                call,
+                attempts,
+                redirects,
+                self.shared.config.body_limit,
+            ));
+        }
+    }
+
+    fn run_once(
+        &self,
+        call: &mut Call,
+        timeout: Option<Duration>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let mut builder = http::Request::builder()
+            .method(call.method.clone())
+            .uri(call.uri.clone());
+        if let Some(h) = builder.headers_mut() {
+            h.clone_from(&call.headers);
+        }
+        let result = match &mut call.body {
+            Body::None => self.run(builder.body(()), timeout),
+            Body::Bytes(b) => self.run(builder.body(&b[..]), timeout),
+            Body::Stream(r) => match r.take() {
+                Some(r) => self.run(builder.body(SendBody::from_owned_reader(r)), timeout),
+                None => Err(Error::invalid(
+                    "a streamed body was already sent and cannot be sent again",
+                )),
+            },
+        };
+        result.map_err(|e| e.with_host(&call.host))
+    }
+
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        request: Result<http::Request<S>, http::Error>,
+        timeout: Option<Duration>,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let request = request.map_err(|e| Error::invalid(e.to_string()))?;
+        let request = match timeout {
+            Some(t) => self
+                .agent
+                .configure_request(request)
+                .timeout_global(Some(t))
+                .build(),
+            None => request,
+        };
+        self.agent.run(request).map_err(|e| from_ureq(e, true))
+    }
+}
+
+/// A failure before any response byte on a connection that may have been closed while idle.
+fn is_stale(e: &Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        ErrorKind::Io {
+            kind: K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe,
+            ..
+        }
+    )
+}
+
+/// Reads a small redirect body to its end so the connection can be reused; a large one is
+/// dropped with its connection instead.
+fn drain(response: http::Response<ureq::Body>) {
+    let mut body = response.into_body();
+    let _ = std::io::copy(
+        &mut body.with_config().limit(64 * 1024).reader(),
+        &mut std::io::sink(),
+    );
+}
+
+/// The request body of a call.
+enum Body {
+    None,
+    /// Held as bytes, so it can be re-sent on a retry or a 307/308 redirect.
+    Bytes(Arc<[u8]>),
+    /// Sent once, never replayed.
+    Stream(Option<Box<dyn Read + Send + 'static>>),
+}
+
+/// A validated request: what every attempt of the call is built from.
+pub(crate) struct Call {
+    method: Method,
+    uri: Uri,
+    host: String,
+    headers: HeaderMap,
+    sensitive: Vec<HeaderName>,
+    body: Body,
+    timeout: Duration,
+    custom_timeout: bool,
+}
+
+impl Call {
+    fn fail(&self, e: Error, attempts: u32, redirects: u32) -> Error {
+        e.with_host(&self.host).with_attempts(attempts, redirects)
+    }
+
+    /// Whether the request may be sent again after it possibly reached the server.
+    fn replayable(&self) -> bool {
+        let idempotent = matches!(
+            self.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+        ) || self.headers.contains_key("idempotency-key");
+        idempotent && !matches!(self.body, Body::Stream(_))
+    }
+
+    fn follow(&mut self, hop: redirect::Hop) -> Result<(), Error> {
+        if hop.keep_body && matches!(self.body, Body::Stream(_)) {
+            return Err(Error::new(ErrorKind::RedirectRefused(
+                "a streamed body cannot be re-sent to the redirect target".into(),
+            )));
+        }
+        if !hop.keep_body {
+            self.body = Body::None;
+            self.headers.remove(http::header::CONTENT_TYPE);
+            self.headers.remove(http::header::CONTENT_LENGTH);
+        }
+        if hop.cross_origin {
+            // Removed for the rest of the chain: a later hop back to the first origin does not
+            // get them back.
+            for name in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION]
+                .iter()
+                .chain(&self.sensitive)
+            {
+                self.headers.remove(name);
+            }
+        }
+        self.host = host_key(&hop.uri);
+        self.method = hop.method;
+        self.uri = hop.uri;
+        Ok(())
+    }
+}
+
+pub(crate) fn host_key(uri: &Uri) -> String {
+    format!(
+        "{}:{}",
+        uri.host().unwrap_or_default(),
+        redirect::port(uri)
+    )
+}
+
+/// Builds one request; [`send`](RequestBuilder::send) runs it.
+///
+/// Invalid input (a malformed URL, a header with CR/LF/NUL) is remembered and reported by
+/// `send` as [`ErrorKind::InvalidRequest`] before anything is sent.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
+/// let response = client
+///     .post("http://127.0.0.1:8080/orders")
+///     .header("Idempotency-Key", "order-42")
+///     .query("dry_run", "true")
+///     .body("{\"qty\":1}")
+///     .timeout(Duration::from_secs(2))
+///     .send()?
+///     .error_for_status()?;
+/// println!("{}", response.text()?);
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
+pub struct RequestBuilder<'c> {
+    client: &'c Client,
+    method: Method,
+    url: String,
+    query: String,
+    headers: HeaderMap,
+    sensitive: Vec<HeaderName>,
+    body: Body,
+    timeout: Option<Duration>,
+    error: Option<Error>,
+}
+
+impl fmt::Debug for RequestBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = is_credential(k) || self.sensitive.contains(k);
+                (k.as_str(), if secret { "[redacted]" } else { v.to_str().unwrap_or("[binary]") })
+            })
+            .collect();
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("url", &redact_url(&self.url))
+            .field("headers", &headers)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_credential(name: &HeaderName) -> bool {
+    name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION
+}
+
+/// Replaces a URL's userinfo (which may hold a password) with `***`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(rest_at) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[rest_at..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| rest_at + i);
+    match url[rest_at..authority_end].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..rest_at], &url[rest_at + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+impl<'c> RequestBuilder<'c> {
+    fn set_error(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Adds a header. A name or value with CR, LF, NUL or other forbidden bytes makes `send`
+    /// fail with [`ErrorKind::InvalidRequest`] without sending anything.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(mut v)) => {
+                if is_credential(&n) || self.sensitive.contains(&n) {
+                    v.set_sensitive(true);
+                }
+                self.headers.append(n, v);
+            }
+            (Err(_), _) => self.set_error(Error::invalid(format!("invalid header name {name:?}"))),
+            // The value is not echoed: it may be a credential.
+            (_, Err(_)) => self.set_error(Error::invalid(format!(
+                "invalid value for header {name:?} (control character)"
+            ))),
+        }
+        self
+    }
+
+    /// Marks a header (for example `X-Api-Key`) as a credential: it is redacted from `Debug`
+    /// output and dropped on a cross-origin redirect, like `Authorization` and `Cookie`.
+    pub fn sensitive_header(mut self, name: &str) -> Self {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(n) => {
+                for v in self.headers.get_all(&n).iter() {
+                    let _ = v;
+                }
+                if let http::header::Entry::Occupied(mut e) = self.headers.entry(&n) {
+                    for v in e.iter_mut() {
+                        v.set_sensitive(true);
+                    }
+                }
+                self.sensitive.push(n);
+            }
+            Err(_) => self.set_error(Error::invalid(format!("invalid header name {name:?}"))),
+        }
+        self
+    }
+
+    /// Appends `key=value` to the query string, percent-encoded.
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        if !self.query.is_empty() {
+            self.query.push('&');
+        }
+        encode_into(&mut self.query, key);
+        self.query.push('=');
+        encode_into(&mut self.query, value);
+        self
+    }
+
+    /// Sets the body from bytes or a string. The body is kept, so the request can be retried
+    /// and re-sent on a 307/308 redirect.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Body::Bytes(Arc::from(body.into()));
+        self
+    }
+
+    /// Streams the body from a reader (sent chunked). A streamed request is sent once: it is
+    /// never retried, replayed or re-sent on a 307/308 redirect.
+    pub fn body_reader(mut self, reader: impl Read + Send + 'static) -> Self {
+        self.body = Body::Stream(Some(Box::new(reader)));
+        self
+    }
+
+    /// Serialises `value` as the JSON body and sets `Content-Type: application/json`.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(v) => {
+                self.body = Body::Bytes(Arc::from(v));
+                self.header("content-type", "application/json")
+            }
+            Err(e) => {
+                self.set_error(Error::invalid(format!("json body: {e}")));
+                self
+            }
+        }
+    }
+
+    /// Overrides the pool's overall deadline for this call.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Sends the request and returns the response head; the body is read through
+    /// [`Response`]. Non-2xx statuses are responses, not errors
+    /// (see [`Response::error_for_status`]).
+    ///
+    /// # Errors
+    ///
+    /// Invalid input, DNS, connect, TLS, timeout, protocol and redirect failures, each as its
+    /// [`ErrorKind`], with the host and the number of attempts.
+    pub fn send(self) -> Result<Response, Error> {
+        let client = self.client;
+        let call = self.prepare()?;
+        client.execute(call)
+    }
+
+    fn prepare(mut self) -> Result<Call, Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(Error::invalid("url contains a space or control character"));
+        }
+        let mut url = std::mem::take(&mut self.url);
+        if !self.query.is_empty() {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            url.push(sep);
+            url.push_str(&self.query);
+        }
+        let (url, userinfo) = split_userinfo(&url);
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| Error::invalid(format!("malformed url {:?}", redact_url(&url))))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(Error::invalid("url scheme must be http or https"));
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(Error::invalid("url has no host"));
+        }
+        if let Some(userinfo) = userinfo {
+            if !self.headers.contains_key(AUTHORIZATION) {
+                let mut v = HeaderValue::from_str(&format!("Basic {}", base64(&userinfo)))
+                    .map_err(|_| Error::invalid("invalid credentials in url"))?;
+                v.set_sensitive(true);
+                self.headers.insert(AUTHORIZATION, v);
+            }
+        }
+        let config = &self.client.shared.config;
+        Ok(Call {
+            host: host_key(&uri),
+            method: self.method,
+            uri,
+            headers: self.headers,
+            sensitive: self.sensitive,
+            body: self.body,
+            timeout: self.timeout.unwrap_or(config.deadline),
+            custom_timeout: self.timeout.is_some(),
+        })
+    }
+}
+
+/// Takes `user:pass@` out of a URL, percent-decoded, so it travels only as an `Authorization`
+/// header (subject to the cross-origin rules) and never in a `Host` header or a log line.
+fn split_userinfo(url: &str) -> (String, Option<Vec<u8>>) {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return (url.to_owned(), None);
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => {
+            let info = percent_decode(&url[start..start + at]);
+            (format!("{}{}", &url[..start], &url[start + at + 1..]), Some(info))
+        }
+        None => (url.to_owned(), None),
+    }
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything outside RFC 3986's unreserved set.
+fn encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(char::from_digit((b & 15) as u32, 16).unwrap_or('0').to_ascii_uppercase());
+        }
+    }
+}
+
+/// A response: status and headers are here; the body is read with [`text`](Response::text),
+/// [`bytes`](Response::bytes) or [`into_reader`](Response::into_reader), within the pool's
+/// body limit and the call's deadline. Read the body to its end for the connection to be reused.
+pub struct Response {
+    status: u16,
+    headers: HeaderMap,
+    uri: Uri,
+    host: String,
+    attempts: u32,
+    redirects: u32,
+    body: ureq::Body,
+    limit: u64,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("url", &self.uri)
+            .field("attempts", &self.attempts)
+            .field("redirects", &self.redirects)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    fn new(
+        response: http::Response<ureq::Body>,
+        call: Call,
+        attempts: u32,
+        redirects: u32,
+        limit: u64,
+    ) -> Response {
+        let (parts, body) = response.into_parts();
+        Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            uri: call.uri,
+            host: call.host,
+            attempts,
+            redirects,
+            body,
+            limit,
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// All response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The first value of a header, when it is valid text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The URL that answered, after redirects (never holds credentials).
+    pub fn url(&self) -> String {
+        self.uri.to_string()
+    }
+
+    /// How many attempts the call made (1 when it succeeded first time).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// How many redirects the call followed.
+    pub fn redirects(&self) -> u32 {
+        self.redirects
+    }
+
+    /// Turns a 4xx or 5xx status into [`ErrorKind::Status`]. The body is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Status`] for 400..=599.
+    pub fn error_for_status(self) -> Result<Response, Error> {
+        if (400..600).contains(&self.status) {
+            Err(Error::new(ErrorKind::Status(self.status))
+                .with_host(&self.host)
+                .with_attempts(self.attempts, self.redirects))
+        } else {
+            Ok(self)
+        }
+    }
+
+    fn body_error(&self, e: ureq::Error) -> Error {
+        from_ureq(e, true)
+            .with_host(&self.host)
+            .with_attempts(self.attempts, self.redirects)
+    }
+
+    /// Reads the whole body as bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BodyTooLarge`] past the body limit; timeouts, truncation and framing errors
+    /// as their kinds. A truncated body is never returned as a success.
+    pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
+        let limit = self.limit;
+        let r = self.body.with_config().limit(limit).read_to_vec();
+        r.map_err(|e| self.body_error(e))
+    }
+
+    /// Reads the whole body as UTF-8 text (invalid sequences replaced).
+    ///
+    /// # Errors
+    ///
+    /// As [`bytes`](Response::bytes).
+    pub fn text(self) -> Result<String, Error> {
+        self.bytes()
+            .map(|b| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    /// Deserialises the body as JSON.
+    ///
+    /// # Errors
+    ///
+    /// As [`bytes`](Response::bytes), or [`ErrorKind::Protocol`] when the body is not valid JSON
+    /// for `T`.
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let host = self.host.clone();
+        let bytes = self.bytes()?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::new(ErrorKind::Protocol).with_host(&host).with_source(e))
+    }
+
+    /// The body as a reader, limited to the body limit. Errors surface as `io::Error`s whose
+    /// inner error is the crate's [`Error`].
+    pub fn into_reader(self) -> impl Read + Send + 'static {
+        BodyReader {
+            inner: self.body.into_with_config().limit(self.limit).reader(),
+            host: self.host,
+        }
+    }
+}
+
+struct BodyReader {
+    inner: ureq::BodyReader<'static>,
+    host: String,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
+                Some(Ok(u)) => from_ureq(*u, true).with_host(&self.host).into(),
+                Some(Err(other)) => std::io::Error::other(other),
+                None => std::io::Error::other("body read failed"),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn userinfo_is_split_out_and_decoded() {
+        let (url, info) = split_userinfo("http://us%40er:p%3Ass@h.test:8/p?q@x");
+        assert_eq!(url, "http://h.test:8/p?q@x");
+        assert_eq!(info.unwrap(), b"us@er:p:ss");
+        assert_eq!(split_userinfo("http://h.test/a@b").1, None);
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("https://u:secret@h.test/x"), "https://***@h.test/x");
+        assert_eq!(redact_url("https://h.test/x@y"), "https://h.test/x@y");
+    }
+
+    #[test]
+    fn query_encoding_is_rfc_3986() {
+        let mut s = String::new();
+        encode_into(&mut s, "a b&c=d/é~");
+        assert_eq!(s, "a%20b%26c%3Dd%2F%C3%A9~");
+    }
+}

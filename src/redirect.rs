@@ -1,0 +1,217 @@
+//! Redirects, followed by the library rather than by ureq: ureq forwards custom headers and
+//! `Proxy-Authorization` cross-origin, compares hosts without ports, and follows https -> http.
+//!
+//! Rules here: a hop limit; credentials never sent to another origin (scheme, host and port)
+//! and not restored later in the chain; https -> http refused unless allowed; 301/302/303 turn
+//! into GET without a body (HEAD stays HEAD); 307/308 re-send method and body; only http(s)
+//! `Location`s are followed, relative ones resolved against the current URL.
+
+use ureq::http::{Method, Uri};
+
+use crate::error::{Error, ErrorKind};
+
+/// What the engine does after a 3xx response.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Hop {
+    /// Where to go next.
+    pub(crate) uri: Uri,
+    /// The method of the next request.
+    pub(crate) method: Method,
+    /// Whether the request body is re-sent (307/308).
+    pub(crate) keep_body: bool,
+    /// The new origin differs from the current one: credentials must be dropped.
+    pub(crate) cross_origin: bool,
+}
+
+/// Decides the next hop for a redirect `status` with `location`, or `None` when the status is
+/// not a followable redirect (304, 300, a 3xx without `Location` is returned to the caller).
+///
+/// # Errors
+///
+/// `RedirectRefused` for a non-http(s) target, an https -> http downgrade when not allowed,
+/// or an unparsable `Location`.
+pub(crate) fn next_hop(
+    status: u16,
+    location: Option<&str>,
+    current: &Uri,
+    method: &Method,
+    allow_downgrade: bool,
+) -> Result<Option<Hop>, Error> {
+    let keep_method = match status {
+        301..=303 => false,
+        307 | 308 => true,
+        _ => return Ok(None),
+    };
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    let uri = resolve(current, location)?;
+    if current.scheme_str() == Some("https") && uri.scheme_str() == Some("http") && !allow_downgrade
+    {
+        return Err(Error::new(ErrorKind::RedirectRefused(
+            "https to http downgrade".into(),
+        )));
+    }
+    let method = if keep_method || *method == Method::HEAD {
+        method.clone()
+    } else {
+        Method::GET
+    };
+    Ok(Some(Hop {
+        cross_origin: !same_origin(current, &uri),
+        keep_body: keep_method,
+        method,
+        uri,
+    }))
+}
+
+/// The effective port of an http(s) URI.
+pub(crate) fn port(uri: &Uri) -> u16 {
+    uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    })
+}
+
+/// Same scheme, host (ASCII case-insensitive) and effective port.
+pub(crate) fn same_origin(a: &Uri, b: &Uri) -> bool {
+    a.scheme_str() == b.scheme_str()
+        && port(a) == port(b)
+        && match (a.host(), b.host()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            _ => false,
+        }
+}
+
+fn refused(why: &str) -> Error {
+    Error::new(ErrorKind::RedirectRefused(why.into()))
+}
+
+/// Resolves a `Location` value against the current URL (RFC 3986 §5.2, without dot-segment
+/// removal beyond what servers send in practice: `..` is left to the server).
+pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, Error> {
+    let location = location.trim_matches(|c| c == ' ' || c == '\t');
+    if location.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(refused("control character in Location"));
+    }
+    let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+    let absolute = if lower.starts_with("http://") || lower.starts_with("https://") {
+        location.to_owned()
+    } else if location.starts_with("//") {
+        format!("{}:{location}", base.scheme_str().unwrap_or("http"))
+    } else if has_scheme(location) {
+        return Err(refused("Location is not http(s)"));
+    } else {
+        let scheme = base.scheme_str().unwrap_or("http");
+        let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+        let path = if location.starts_with('/') {
+            location.to_owned()
+        } else if let Some(q) = location.strip_prefix('?') {
+            format!("{}?{q}", base.path())
+        } else {
+            let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
+            format!("{dir}/{location}")
+        };
+        format!("{scheme}://{authority}{path}")
+    };
+    // A fragment is never sent to the server.
+    let absolute = absolute.split('#').next().unwrap_or_default();
+    let uri: Uri = absolute
+        .parse()
+        .map_err(|_| refused("unparsable Location"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(refused("Location has no host"));
+    }
+    Ok(uri)
+}
+
+fn has_scheme(s: &str) -> bool {
+    match s.find(':') {
+        Some(i) => {
+            let scheme = &s[..i];
+            !scheme.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn relative_locations_resolve_against_the_current_url() {
+        let base = u("http://a.test:8080/dir/page?x=1");
+        let cases = [
+            ("/root", "http://a.test:8080/root"),
+            ("next", "http://a.test:8080/dir/next"),
+            ("?y=2", "http://a.test:8080/dir/page?y=2"),
+            ("//b.test/p", "http://b.test/p"),
+            ("https://c.test/q#frag", "https://c.test/q"),
+            ("HTTP://D.test/", "http://d.test/"),
+        ];
+        for (loc, want) in cases {
+            assert_eq!(resolve(&base, loc).unwrap(), u(want), "{loc}");
+        }
+    }
+
+    #[test]
+    fn non_http_and_malformed_locations_are_refused() {
+        let base = u("http://a.test/");
+        for loc in ["ftp://a.test/", "file:///etc/passwd", "javascript:alert(1)", "/a\r\nb"] {
+            let err = resolve(&base, loc).unwrap_err();
+            assert!(err.is_redirect(), "{loc}: {err}");
+        }
+    }
+
+    #[test]
+    fn origin_includes_scheme_host_and_port() {
+        assert!(same_origin(&u("http://a.test/x"), &u("http://A.TEST:80/y")));
+        assert!(!same_origin(&u("http://a.test/"), &u("http://a.test:8080/")));
+        assert!(!same_origin(&u("http://a.test/"), &u("https://a.test/")));
+        assert!(!same_origin(&u("http://a.test/"), &u("http://b.test/")));
+    }
+
+    #[test]
+    fn methods_follow_rfc_9110() {
+        let base = u("http://a.test/");
+        let post = Method::POST;
+        for (status, method, keep) in [
+            (301, Method::GET, false),
+            (302, Method::GET, false),
+            (303, Method::GET, false),
+            (307, Method::POST, true),
+            (308, Method::POST, true),
+        ] {
+            let hop = next_hop(status, Some("/n"), &base, &post, false)
+                .unwrap()
+                .unwrap();
+            assert_eq!((hop.method, hop.keep_body), (method, keep), "{status}");
+        }
+        let head = next_hop(303, Some("/n"), &base, &Method::HEAD, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.method, Method::HEAD);
+        assert_eq!(next_hop(304, Some("/n"), &base, &post, false).unwrap(), None);
+        assert_eq!(next_hop(302, None, &base, &post, false).unwrap(), None);
+    }
+
+    #[test]
+    fn downgrade_is_refused_unless_allowed() {
+        let base = u("https://a.test/");
+        let get = Method::GET;
+        assert!(next_hop(302, Some("http://a.test/"), &base, &get, false).is_err());
+        let hop = next_hop(302, Some("http://a.test/"), &base, &get, true)
+            .unwrap()
+            .unwrap();
+        assert!(hop.cross_origin);
+    }
+}

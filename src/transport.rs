@@ -1,0 +1,339 @@
+//! The only module that touches `ureq::unversioned` (not semver-stable; ureq is pinned `~3.5`).
+//!
+//! - [`CountingConnector`] counts connections opened: ureq calls a connector only on a pool
+//!   miss, so the count is the number of new connections, and a call whose count did not move
+//!   ran on a reused one.
+//! - [`TlsConnector`] wraps TCP in rustls with the webpki roots plus the pool's private CAs
+//!   (ureq's `RootCerts` is either/or), TLS 1.2+ only, verification always on.
+//! - [`CachingResolver`] caches lookups: ureq resolves before every request, and spawns a thread
+//!   per lookup when a timeout is set.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, LazyBuffers, NextTimeout,
+    TcpConnector, Transport, TransportAdapter,
+};
+
+use crate::config::PoolConfig;
+use crate::error::{Error, ErrorKind};
+
+/// Builds the rustls configuration once per pool: the webpki roots, plus the private CAs.
+///
+/// # Errors
+///
+/// `InvalidConfig` when an extra root certificate cannot be parsed.
+pub(crate) fn tls_config(config: &PoolConfig) -> Result<Arc<ClientConfig>, Error> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in &config.extra_roots {
+        let der = if cert.starts_with(b"-----BEGIN") {
+            ureq::tls::Certificate::from_pem(cert)
+                .map_err(|e| bad_root(&e))?
+                .der()
+                .to_vec()
+        } else {
+            cert.to_vec()
+        };
+        roots
+            .add(CertificateDer::from(der))
+            .map_err(|e| bad_root(&e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+        .map_err(|e| bad_root(&e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
+}
+
+fn bad_root(e: &dyn fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidConfig(format!("root certificate: {e}")))
+}
+
+/// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
+pub(crate) fn connector(tls: Arc<ClientConfig>, opened: Arc<AtomicU64>) -> impl Connector {
+    let chain = ()
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(TlsConnector { config: tls });
+    CountingConnector {
+        inner: chain,
+        opened,
+    }
+}
+
+/// Counts the connections its inner connector opens.
+#[derive(Debug)]
+pub(crate) struct CountingConnector<C> {
+    inner: C,
+    opened: Arc<AtomicU64>,
+}
+
+impl<C: Connector> Connector for CountingConnector<C> {
+    type Out = C::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let out = self.inner.connect(details, chained)?;
+        if out.is_some() {
+            // Only this client's thread reads it: Relaxed is enough.
+            self.opened.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(out)
+    }
+}
+
+/// Wraps a TCP transport in rustls when the URL is https.
+pub(crate) struct TlsConnector {
+    config: Arc<ClientConfig>,
+}
+
+impl fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConnector").finish()
+    }
+}
+
+impl<In: Transport> Connector<In> for TlsConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(transport.boxed()));
+        }
+        let host = details.uri.host().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| ureq::Error::Tls("invalid server name for tls"))?;
+        let mut conn = ClientConnection::new(self.config.clone(), name)?;
+        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        sock.set_timeout(details.timeout);
+        conn.complete_io(&mut sock)?;
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Box::new(TlsTransport {
+            buffers,
+            stream: StreamOwned { conn, sock },
+        })))
+    }
+}
+
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsTransport").finish()
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// One cached lookup.
+#[derive(Clone)]
+enum Cached {
+    Found(ResolvedSocketAddrs, Instant),
+    NotFound(Instant),
+}
+
+/// Caches host lookups per client for a TTL, failures for a shorter one. IP literals never
+/// reach the system resolver. A lookup runs on a helper thread bounded by the call's timeout
+/// (the system resolver cannot be cancelled); only cache misses pay for it.
+pub(crate) struct CachingResolver {
+    ttl: Duration,
+    negative_ttl: Duration,
+    // Uncontended: a client is used by one thread at a time. ureq requires `Sync`.
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl CachingResolver {
+    pub(crate) fn new(ttl: Duration, negative_ttl: Duration) -> Self {
+        CachingResolver {
+            ttl,
+            negative_ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lookup(&self, host_port: &str, timeout: Option<Duration>) -> Result<Vec<SocketAddr>, ureq::Error> {
+        let owned = host_port.to_owned();
+        let Some(timeout) = timeout else {
+            return owned
+                .to_socket_addrs()
+                .map(Iterator::collect)
+                .map_err(|e| {
+                    log::debug!("dns lookup of {host_port} failed: {e}");
+                    ureq::Error::HostNotFound
+                });
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sentinel-dns".into())
+            .spawn(move || {
+                let _ = tx.send(owned.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+            })
+            .map_err(ureq::Error::Io)?;
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(addrs)) => Ok(addrs),
+            Ok(Err(e)) => {
+                log::debug!("dns lookup of {host_port} failed: {e}");
+                Err(ureq::Error::HostNotFound)
+            }
+            Err(_) => Err(ureq::Error::Timeout(ureq::Timeout::Resolve)),
+        }
+    }
+}
+
+impl fmt::Debug for CachingResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachingResolver").finish()
+    }
+}
+
+fn port_of(uri: &Uri) -> u16 {
+    uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    })
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri
+            .host()
+            .ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
+        let port = port_of(uri);
+        let mut out = self.empty();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            out.push(SocketAddr::new(ip, port));
+            return Ok(out);
+        }
+        let key = format!("{host}:{port}");
+        let now = Instant::now();
+        let hit = self.cache.lock().ok().and_then(|c| c.get(&key).cloned());
+        match hit {
+            Some(Cached::Found(addrs, until)) if now < until => return Ok(addrs),
+            Some(Cached::NotFound(until)) if now < until => return Err(ureq::Error::HostNotFound),
+            _ => {}
+        }
+        let limit = (!timeout.after.is_not_happening()).then(|| *timeout.after);
+        let entry = match self.lookup(&key, limit) {
+            Ok(addrs) => {
+                for a in addrs.into_iter().take(16) {
+                    out.push(a);
+                }
+                if out.is_empty() {
+                    Cached::NotFound(now + self.negative_ttl)
+                } else {
+                    Cached::Found(out.clone(), now + self.ttl)
+                }
+            }
+            Err(ureq::Error::HostNotFound) => Cached::NotFound(now + self.negative_ttl),
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, entry.clone());
+        }
+        match entry {
+            Cached::Found(addrs, _) => Ok(addrs),
+            Cached::NotFound(_) => Err(ureq::Error::HostNotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(r: &CachingResolver, url: &str) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let uri: Uri = url.parse().unwrap();
+        r.resolve(&uri, &Config::default(), NextTimeout::default())
+    }
+
+    #[test]
+    fn ip_literals_resolve_without_lookup() {
+        let r = CachingResolver::new(Duration::from_secs(60), Duration::from_secs(5));
+        let a = resolve(&r, "http://127.0.0.1:8080/x").unwrap();
+        assert_eq!(a[0], "127.0.0.1:8080".parse().unwrap());
+        let a = resolve(&r, "https://[::1]/").unwrap();
+        assert_eq!(a[0], "[::1]:443".parse().unwrap());
+        assert!(r.cache.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_are_cached_and_failures_negatively_cached() {
+        let r = CachingResolver::new(Duration::from_secs(60), Duration::from_secs(5));
+        let a = resolve(&r, "http://localhost:9/").unwrap();
+        assert!(a.iter().all(|s| s.ip().is_loopback()));
+        let err = resolve(&r, "http://no-such-host.invalid/").unwrap_err();
+        assert!(matches!(err, ureq::Error::HostNotFound));
+        let cache = r.cache.lock().unwrap();
+        assert!(matches!(cache.get("localhost:9"), Some(Cached::Found(..))));
+        assert!(matches!(
+            cache.get("no-such-host.invalid:80"),
+            Some(Cached::NotFound(_))
+        ));
+    }
+}
