@@ -45,6 +45,7 @@ use crate::transport;
 /// # Ok::<(), http_sentinel::Error>(())
 /// ```
 pub struct Client {
+    id: u64,
     agent: Agent,
     opened: Arc<AtomicU64>,
     pub(crate) shared: Arc<Shared>,
@@ -56,6 +57,7 @@ pub struct Client {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
+            .field("id", &self.id)
             .field("connections_opened", &self.connections_opened())
             .finish_non_exhaustive()
     }
@@ -92,12 +94,20 @@ impl Client {
             transport::connector(shared.tls.clone(), opened.clone()),
             transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl),
         );
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Client {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             agent,
             opened,
             shared,
             poisoned: Cell::new(false),
         }
+    }
+
+    /// A process-wide unique id for this client, stable while it lives: tells which client
+    /// (and so which connections) served a worker.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// How many connections this client has opened (TCP, plus TLS when https). Compared with
