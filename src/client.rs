@@ -1,21 +1,47 @@
 //! `Client`: one ureq `Agent` owned by one worker at a time, the request builder and the
 //! per-call engine (deadline, stale-connection replay, redirects).
 
-use std::cell::Cell;
+use std::cell::{Cell, Ref, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::header::{AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION};
+use crossbeam_utils::CachePadded;
+use ureq::http::header::{AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION, RETRY_AFTER};
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use ureq::{Agent, SendBody};
 
+use crate::breaker::Admission;
+use crate::config::AttemptOutcome;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
-use crate::pool::Shared;
+use crate::events::{AttemptEvent, BreakerEvent, RetryEvent, RetryReason, StaleReplayEvent};
+use crate::metrics::{add, inc, HostCounters, Recorder};
+use crate::pool::{HostPolicy, Shared};
 use crate::redirect;
+use crate::retry::{parse_retry_after, RetryPolicy};
 use crate::transport;
+
+/// Hosts a client remembers before it starts over.
+const MAX_CACHED_HOSTS: usize = 256;
+
+/// A client's view of one host.
+struct HostLocal {
+    policy: HostPolicy,
+    counters: Arc<CachePadded<HostCounters>>,
+}
+
+/// What one call has done so far.
+struct CallRun {
+    deadline: Instant,
+    attempts: u32,
+    retries: u32,
+    refused: u32,
+    stale_replays: u32,
+    redirects: u32,
+}
 
 /// An HTTP client for one worker thread: one ureq `Agent` with its own connection pool,
 /// buffers and DNS cache, so sending never takes a lock shared with other workers.
@@ -52,6 +78,8 @@ pub struct Client {
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes `Client` `!Sync`.
     poisoned: Cell<bool>,
+    hosts: RefCell<HashMap<String, HostLocal>>,
+    recorder: RefCell<Recorder>,
 }
 
 impl fmt::Debug for Client {
@@ -99,8 +127,10 @@ impl Client {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             agent,
             opened,
+            recorder: RefCell::new(shared.metrics.recorder()),
             shared,
             poisoned: Cell::new(false),
+            hosts: RefCell::new(HashMap::new()),
         }
     }
 
@@ -179,6 +209,7 @@ impl Client {
             sensitive: Vec::new(),
             body: Body::None,
             timeout: None,
+            policy: None,
             error: None,
         };
         match method {
@@ -188,81 +219,277 @@ impl Client {
         b
     }
 
-    /// Runs one call: attempts, stale-connection replay and redirects, within one deadline.
+    /// This client's cached view of `host`: the pool's breaker and retry budget, and this
+    /// client's metrics shard. One map lookup per attempt; the pool's maps are touched only the
+    /// first time this client meets a host.
+    fn host(&self, key: &str) -> Ref<'_, HostLocal> {
+        if let Ok(found) = Ref::filter_map(self.hosts.borrow(), |m| m.get(key)) {
+            return found;
+        }
+        {
+            let mut hosts = self.hosts.borrow_mut();
+            // A crawler meets unbounded hosts: forget them rather than grow without bound (the
+            // pool-wide breakers, budgets and metrics are unaffected).
+            if hosts.len() >= MAX_CACHED_HOSTS {
+                hosts.clear();
+            }
+            let policy = self.shared.host_policy(key);
+            let counters = self.recorder.borrow_mut().host_arc(key);
+            hosts.insert(key.to_owned(), HostLocal { policy, counters });
+        }
+        Ref::map(self.hosts.borrow(), |m| &m[key])
+    }
+
+    /// Runs one call: attempts, retries, stale-connection replay and redirects, all within one
+    /// deadline, with the host's breaker and retry budget consulted and metrics recorded.
     fn execute(&self, mut call: Call) -> Result<Response, Error> {
         let started = Instant::now();
-        let deadline = started + call.timeout;
-        let mut attempts = 0u32;
-        let mut redirects = 0u32;
-        let mut stale_replayed = false;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(call.fail(
-                    Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)),
-                    attempts,
-                    redirects,
-                ));
+        let mut run = CallRun {
+            deadline: started + call.timeout,
+            attempts: 0,
+            retries: 0,
+            refused: 0,
+            stale_replays: 0,
+            redirects: 0,
+        };
+        let own_policy = call.policy.take();
+        let policy = own_policy.as_ref().unwrap_or(&self.shared.config.retry);
+        self.host(&call.host).policy.budget.record_request();
+        let outcome = self.attempts(&mut call, &mut run, policy);
+        let host = self.host(&call.host);
+        let c = &host.counters;
+        inc(&c.calls);
+        add(&c.retries, u64::from(run.retries));
+        add(&c.retries_refused, u64::from(run.refused));
+        add(&c.stale_replays, u64::from(run.stale_replays));
+        add(&c.redirects, u64::from(run.redirects));
+        c.call_latency.record(started.elapsed());
+        match outcome {
+            Ok(response) => {
+                inc(&c.successes);
+                c.record_status(response.status().as_u16());
+                Ok(Response::new(
+                    response,
+                    call,
+                    &run,
+                    c.clone(),
+                    self.shared.config.body_limit,
+                ))
             }
-            attempts += 1;
-            let opened_before = self.opened.load(Ordering::Relaxed);
+            Err(e) => {
+                if e.is_circuit_open() {
+                    inc(&c.breaker_rejections);
+                }
+                c.record_failure(e.class());
+                Err(call.fail(e, run.attempts, run.redirects))
+            }
+        }
+    }
+
+    fn attempts(
+        &self,
+        call: &mut Call,
+        run: &mut CallRun,
+        policy: &RetryPolicy,
+    ) -> Result<http::Response<ureq::Body>, Error> {
+        let mut at_hop = 0u32;
+        let mut stale_replayed = false;
+        let mut carried = None;
+        let mut backoff = None;
+        loop {
+            let remaining = run.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)));
+            }
+            let host = self.host(&call.host);
+            let admission = carried
+                .take()
+                .unwrap_or_else(|| host.policy.breaker.admit());
+            if let Admission::Rejected { retry_in } = admission {
+                return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
+            }
+            run.attempts += 1;
+            at_hop += 1;
+            log::debug!("{} {}: attempt {at_hop}", call.method, call.host);
             // The agent's own global timeout equals the default deadline, so the common case
             // (first attempt, default deadline) needs no per-request configuration.
-            let fresh_call = attempts == 1 && redirects == 0 && !call.custom_timeout;
-            let result = self.run_once(&mut call, (!fresh_call).then_some(remaining));
-            let reused = self.opened.load(Ordering::Relaxed) == opened_before;
-            let response = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    // Go's net/http rule: a request that died on a *reused* connection before
-                    // any response byte most likely hit a connection the server had already
-                    // closed; replay it once on a fresh connection without counting an attempt.
-                    if reused && !stale_replayed && is_stale(&e) && call.replayable() {
-                        stale_replayed = true;
-                        attempts -= 1;
-                        log::debug!("{}: stale pooled connection, replaying once", call.host);
-                        continue;
+            let fresh_call = run.attempts == 1 && !call.custom_timeout;
+            let opened_before = self.opened.load(Ordering::Relaxed);
+            let attempt_started = Instant::now();
+            let result = self.run_once(call, (!fresh_call).then_some(remaining));
+            let took = attempt_started.elapsed();
+            let opened = self.opened.load(Ordering::Relaxed) - opened_before;
+            let c = &host.counters;
+            inc(&c.attempts);
+            add(&c.connections_opened, opened);
+            c.attempt_latency.record(took);
+            if let Some(h) = self.shared.events() {
+                h.on_attempt(&AttemptEvent {
+                    host: call.host.clone(),
+                    attempt: at_hop,
+                    duration: took,
+                    outcome: result
+                        .as_ref()
+                        .map(|r| r.status().as_u16())
+                        .map_err(|e| e.kind().clone()),
+                    reused_connection: opened == 0,
+                });
+            }
+
+            // Go's net/http rule: a request that died on a *reused* connection before any
+            // response byte most likely hit a connection the server had closed while idle;
+            // replay it once on a fresh connection, without counting an attempt or spending
+            // budget, and without judging the host by it.
+            if let Err(e) = &result {
+                if opened == 0 && !stale_replayed && is_stale(e) && call.replayable() {
+                    stale_replayed = true;
+                    run.attempts -= 1;
+                    at_hop -= 1;
+                    run.stale_replays += 1;
+                    carried = Some(admission);
+                    log::debug!(
+                        "{} {}: stale pooled connection, replaying",
+                        call.method,
+                        call.host
+                    );
+                    if let Some(h) = self.shared.events() {
+                        h.on_stale_replay(&StaleReplayEvent {
+                            host: call.host.clone(),
+                            method: call.method.to_string(),
+                        });
                     }
-                    if e.is_protocol() {
-                        self.poison();
-                    }
-                    return Err(call.fail(e, attempts, redirects));
-                }
-            };
-            let status = response.status().as_u16();
-            if self.shared.config.max_redirects > 0 {
-                let location = response
-                    .headers()
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok());
-                let hop = redirect::next_hop(
-                    status,
-                    location,
-                    &call.uri,
-                    &call.method,
-                    self.shared.config.allow_https_downgrade,
-                )
-                .map_err(|e| call.fail(e, attempts, redirects))?;
-                if let Some(hop) = hop {
-                    if redirects >= self.shared.config.max_redirects {
-                        let e = Error::new(ErrorKind::TooManyRedirects(redirects));
-                        return Err(call.fail(e, attempts, redirects));
-                    }
-                    drain(response);
-                    call.follow(hop).map_err(|e| call.fail(e, attempts, redirects))?;
-                    redirects += 1;
-                    stale_replayed = false;
                     continue;
                 }
             }
-            return Ok(Response::new(
-                response,
-                call,
-                attempts,
-                redirects,
-                self.shared.config.body_limit,
-            ));
+
+            let outcome = match &result {
+                Ok(r) => AttemptOutcome::Status(r.status().as_u16()),
+                Err(e) => AttemptOutcome::Error(e),
+            };
+            let failed = (self.shared.config.breaker_failure)(outcome);
+            if let Some(t) = host.policy.breaker.record(admission, !failed) {
+                if let Some(h) = self.shared.events() {
+                    h.on_breaker_transition(&BreakerEvent {
+                        host: call.host.clone(),
+                        from: t.from(),
+                        to: t.to(),
+                    });
+                }
+            }
+            let budget = host.policy.budget.clone();
+            drop(host);
+
+            let (last, reason, server_wait) = match result {
+                Err(e) => {
+                    if e.is_protocol() {
+                        self.poison();
+                    }
+                    if !retryable_error(&e, call.retryable(policy)) {
+                        return Err(e);
+                    }
+                    let reason = RetryReason::Error(e.kind().clone());
+                    (Err(e), reason, None)
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    if let Some(hop) = self.redirect(call, &response, run.redirects)? {
+                        drain(response);
+                        call.follow(hop)?;
+                        run.redirects += 1;
+                        at_hop = 0;
+                        stale_replayed = false;
+                        backoff = None;
+                        continue;
+                    }
+                    if !(policy.is_retryable_status(status) && call.retryable(policy)) {
+                        return Ok(response);
+                    }
+                    let wait = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    (Ok(response), RetryReason::Status(status), wait)
+                }
+            };
+            if at_hop >= policy.get_max_attempts() {
+                return last;
+            }
+            let too_long = |wait| {
+                let status = last.as_ref().map_or(0, |r| r.status().as_u16());
+                Error::new(ErrorKind::RetryAfterTooLong { wait, status })
+            };
+            let delay = match server_wait {
+                Some(wait) => policy.retry_after_delay(wait).map_err(too_long)?,
+                None => backoff
+                    .get_or_insert_with(|| policy.backoff())
+                    .next()
+                    .unwrap_or_default(),
+            };
+            // Sleeps never overshoot the deadline: rather than sleep into it, give the caller
+            // the last outcome now (or, for a server-requested wait, say how long it asked).
+            if Instant::now() + delay >= run.deadline {
+                return match server_wait {
+                    Some(wait) => Err(too_long(wait)),
+                    None => last,
+                };
+            }
+            if !budget.try_withdraw() {
+                run.refused += 1;
+                log::debug!(
+                    "{}: retry budget spent, returning the last outcome",
+                    call.host
+                );
+                return last;
+            }
+            log::warn!(
+                "{} {}: attempt {at_hop} failed ({reason}); retrying in {delay:?}",
+                call.method,
+                call.host
+            );
+            if let Some(h) = self.shared.events() {
+                h.on_retry(&RetryEvent {
+                    host: call.host.clone(),
+                    attempt: at_hop,
+                    delay,
+                    reason,
+                    server_requested: server_wait.is_some(),
+                });
+            }
+            if let Ok(response) = last {
+                drain(response);
+            }
+            run.retries += 1;
+            std::thread::sleep(delay);
         }
+    }
+
+    /// The next hop when `response` is a redirect to follow.
+    fn redirect(
+        &self,
+        call: &Call,
+        response: &http::Response<ureq::Body>,
+        followed: u32,
+    ) -> Result<Option<redirect::Hop>, Error> {
+        let config = &self.shared.config;
+        if config.max_redirects == 0 || !(300..400).contains(&response.status().as_u16()) {
+            return Ok(None);
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok());
+        let hop = redirect::next_hop(
+            response.status().as_u16(),
+            location,
+            &call.uri,
+            &call.method,
+            config.allow_https_downgrade,
+        )?;
+        if hop.is_some() && followed >= config.max_redirects {
+            return Err(Error::new(ErrorKind::TooManyRedirects(followed)));
+        }
+        Ok(hop)
     }
 
     fn run_once(
@@ -319,6 +546,22 @@ fn is_stale(e: &Error) -> bool {
     )
 }
 
+/// Whether an attempt's error is worth another attempt. Connect failures are retried for any
+/// method (nothing was sent, as urllib3 does); failures after the request may have been sent
+/// only for requests that may be replayed. TLS, DNS, invalid input, limits, protocol violations
+/// and redirect errors are never retried.
+fn retryable_error(e: &Error, replayable: bool) -> bool {
+    match e.kind() {
+        ErrorKind::Connect(_)
+        | ErrorKind::Timeout(TimeoutPhase::Connect | TimeoutPhase::Resolve) => true,
+        ErrorKind::Io { .. }
+        | ErrorKind::Timeout(TimeoutPhase::Send | TimeoutPhase::Response | TimeoutPhase::Body) => {
+            replayable
+        }
+        _ => false,
+    }
+}
+
 /// Reads a small redirect body to its end so the connection can be reused; a large one is
 /// dropped with its connection instead.
 fn drain(response: http::Response<ureq::Body>) {
@@ -348,9 +591,19 @@ pub(crate) struct Call {
     body: Body,
     timeout: Duration,
     custom_timeout: bool,
+    policy: Option<RetryPolicy>,
 }
 
 impl Call {
+    /// Whether the policy allows sending this request again after a failed attempt.
+    fn retryable(&self, policy: &RetryPolicy) -> bool {
+        !matches!(self.body, Body::Stream(_))
+            && policy.is_replayable(
+                self.method.as_str(),
+                self.headers.contains_key("idempotency-key"),
+            )
+    }
+
     fn fail(&self, e: Error, attempts: u32, redirects: u32) -> Error {
         e.with_host(&self.host).with_attempts(attempts, redirects)
     }
@@ -359,7 +612,12 @@ impl Call {
     fn replayable(&self) -> bool {
         let idempotent = matches!(
             self.method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+            Method::GET
+                | Method::HEAD
+                | Method::PUT
+                | Method::DELETE
+                | Method::OPTIONS
+                | Method::TRACE
         ) || self.headers.contains_key("idempotency-key");
         idempotent && !matches!(self.body, Body::Stream(_))
     }
@@ -393,11 +651,7 @@ impl Call {
 }
 
 pub(crate) fn host_key(uri: &Uri) -> String {
-    format!(
-        "{}:{}",
-        uri.host().unwrap_or_default(),
-        redirect::port(uri)
-    )
+    format!("{}:{}", uri.host().unwrap_or_default(), redirect::port(uri))
 }
 
 /// Builds one request; [`send`](RequestBuilder::send) runs it.
@@ -433,6 +687,7 @@ pub struct RequestBuilder<'c> {
     sensitive: Vec<HeaderName>,
     body: Body,
     timeout: Option<Duration>,
+    policy: Option<RetryPolicy>,
     error: Option<Error>,
 }
 
@@ -443,7 +698,14 @@ impl fmt::Debug for RequestBuilder<'_> {
             .iter()
             .map(|(k, v)| {
                 let secret = is_credential(k) || self.sensitive.contains(k);
-                (k.as_str(), if secret { "[redacted]" } else { v.to_str().unwrap_or("[binary]") })
+                (
+                    k.as_str(),
+                    if secret {
+                        "[redacted]"
+                    } else {
+                        v.to_str().unwrap_or("[binary]")
+                    },
+                )
             })
             .collect();
         f.debug_struct("RequestBuilder")
@@ -561,6 +823,13 @@ impl<'c> RequestBuilder<'c> {
         }
     }
 
+    /// Overrides the pool's retry policy for this call, e.g. [`RetryPolicy::none`] for a
+    /// request that must be sent at most once.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     /// Overrides the pool's overall deadline for this call.
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
@@ -622,6 +891,7 @@ impl<'c> RequestBuilder<'c> {
             body: self.body,
             timeout: self.timeout.unwrap_or(config.deadline),
             custom_timeout: self.timeout.is_some(),
+            policy: self.policy,
         })
     }
 }
@@ -638,7 +908,10 @@ fn split_userinfo(url: &str) -> (String, Option<Vec<u8>>) {
     match url[start..end].rfind('@') {
         Some(at) => {
             let info = percent_decode(&url[start..start + at]);
-            (format!("{}{}", &url[..start], &url[start + at + 1..]), Some(info))
+            (
+                format!("{}{}", &url[..start], &url[start + at + 1..]),
+                Some(info),
+            )
         }
         None => (url.to_owned(), None),
     }
@@ -650,7 +923,11 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -690,8 +967,16 @@ fn encode_into(out: &mut String, s: &str) {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0').to_ascii_uppercase());
-            out.push(char::from_digit((b & 15) as u32, 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(
+                char::from_digit((b >> 4) as u32, 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
+            out.push(
+                char::from_digit((b & 15) as u32, 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
         }
     }
 }
@@ -708,6 +993,7 @@ pub struct Response {
     redirects: u32,
     body: ureq::Body,
     limit: u64,
+    counters: Arc<CachePadded<HostCounters>>,
 }
 
 impl fmt::Debug for Response {
@@ -725,8 +1011,8 @@ impl Response {
     fn new(
         response: http::Response<ureq::Body>,
         call: Call,
-        attempts: u32,
-        redirects: u32,
+        run: &CallRun,
+        counters: Arc<CachePadded<HostCounters>>,
         limit: u64,
     ) -> Response {
         let (parts, body) = response.into_parts();
@@ -735,10 +1021,11 @@ impl Response {
             headers: parts.headers,
             uri: call.uri,
             host: call.host,
-            attempts,
-            redirects,
+            attempts: run.attempts,
+            redirects: run.redirects,
             body,
             limit,
+            counters,
         }
     }
 
@@ -802,7 +1089,9 @@ impl Response {
     pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
         let limit = self.limit;
         let r = self.body.with_config().limit(limit).read_to_vec();
-        r.map_err(|e| self.body_error(e))
+        let bytes = r.map_err(|e| self.body_error(e))?;
+        add(&self.counters.bytes_received, bytes.len() as u64);
+        Ok(bytes)
     }
 
     /// Reads the whole body as UTF-8 text (invalid sequences replaced).
@@ -811,8 +1100,10 @@ impl Response {
     ///
     /// As [`bytes`](Response::bytes).
     pub fn text(self) -> Result<String, Error> {
-        self.bytes()
-            .map(|b| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        self.bytes().map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
     }
 
     /// Deserialises the body as JSON.
@@ -825,8 +1116,11 @@ impl Response {
     pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let host = self.host.clone();
         let bytes = self.bytes()?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::new(ErrorKind::Protocol).with_host(&host).with_source(e))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::Protocol)
+                .with_host(&host)
+                .with_source(e)
+        })
     }
 
     /// The body as a reader, limited to the body limit. Errors surface as `io::Error`s whose
@@ -835,6 +1129,7 @@ impl Response {
         BodyReader {
             inner: self.body.into_with_config().limit(self.limit).reader(),
             host: self.host,
+            counters: self.counters,
         }
     }
 }
@@ -842,17 +1137,20 @@ impl Response {
 struct BodyReader {
     inner: ureq::BodyReader<'static>,
     host: String,
+    counters: Arc<CachePadded<HostCounters>>,
 }
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
+        let n = self.inner.read(buf).map_err(|e| {
             match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
                 Some(Ok(u)) => from_ureq(*u, true).with_host(&self.host).into(),
                 Some(Err(other)) => std::io::Error::other(other),
                 None => std::io::Error::other("body read failed"),
             }
-        })
+        })?;
+        add(&self.counters.bytes_received, n as u64);
+        Ok(n)
     }
 }
 
@@ -885,7 +1183,10 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(redact_url("https://u:secret@h.test/x"), "https://***@h.test/x");
+        assert_eq!(
+            redact_url("https://u:secret@h.test/x"),
+            "https://***@h.test/x"
+        );
         assert_eq!(redact_url("https://h.test/x@y"), "https://h.test/x@y");
     }
 

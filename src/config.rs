@@ -3,7 +3,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind};
+use crate::breaker::BreakerConfig;
+use crate::error::{Error, ErrorKind, TimeoutPhase};
+use crate::events::EventHandler;
+use crate::retry::RetryPolicy;
+
+/// The outcome of one attempt, as a breaker's failure predicate sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum AttemptOutcome<'a> {
+    /// The server answered with this status.
+    Status(u16),
+    /// The attempt failed.
+    Error(&'a Error),
+}
+
+/// Decides whether an attempt counts as a failure for the host's circuit breaker.
+pub type FailurePredicate = fn(AttemptOutcome<'_>) -> bool;
+
+/// The default [`FailurePredicate`]: connect errors, timeouts (other than the caller's own
+/// deadline running out), broken connections and 5xx statuses count as failures; 4xx and
+/// client-side errors (invalid request, body too large, TLS certificate) do not.
+pub fn default_breaker_failure(outcome: AttemptOutcome<'_>) -> bool {
+    match outcome {
+        AttemptOutcome::Status(s) => s >= 500,
+        AttemptOutcome::Error(e) => matches!(
+            e.kind(),
+            ErrorKind::Connect(_)
+                | ErrorKind::Io { .. }
+                | ErrorKind::Protocol
+                | ErrorKind::Timeout(
+                    TimeoutPhase::Connect | TimeoutPhase::Send | TimeoutPhase::Response
+                )
+        ),
+    }
+}
 
 /// Configuration shared by every client of a [`ClientPool`](crate::ClientPool).
 ///
@@ -43,6 +76,20 @@ pub struct PoolConfig {
     pub(crate) allow_https_downgrade: bool,
     pub(crate) dns_ttl: Duration,
     pub(crate) dns_negative_ttl: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) breaker: BreakerConfig,
+    pub(crate) breaker_failure: FailurePredicate,
+    pub(crate) events: Option<Handler>,
+}
+
+/// The registered event handler (`Debug` for the config's sake).
+#[derive(Clone)]
+pub(crate) struct Handler(pub(crate) Arc<dyn EventHandler>);
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventHandler")
+    }
 }
 
 /// Where requests go through a proxy.
@@ -79,6 +126,10 @@ impl Default for PoolConfig {
             allow_https_downgrade: false,
             dns_ttl: Duration::from_secs(60),
             dns_negative_ttl: Duration::from_secs(5),
+            retry: RetryPolicy::new(),
+            breaker: BreakerConfig::new(),
+            breaker_failure: default_breaker_failure,
+            events: None,
         }
     }
 }
@@ -153,6 +204,14 @@ impl PoolConfig {
     /// The hop limit for redirects.
     pub fn max_redirects(&self) -> u32 {
         self.max_redirects
+    }
+    /// The retry policy.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+    /// The circuit breaker settings.
+    pub fn breaker(&self) -> &BreakerConfig {
+        &self.breaker
     }
 }
 
@@ -293,23 +352,60 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// The retry policy of every call (a request can override it with
+    /// [`RequestBuilder::retry`](crate::RequestBuilder::retry)). The policy's budget settings
+    /// size the pool's per-host retry budget. Defaults to [`RetryPolicy::new`]: 3 attempts,
+    /// idempotent requests only, full-jitter exponential backoff from 100 ms.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.0.retry = policy;
+        self
+    }
+
+    /// The per-host circuit breaker settings. Defaults to [`BreakerConfig::new`]; use
+    /// [`BreakerConfig::disabled`] to turn breakers off.
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.0.breaker = config;
+        self
+    }
+
+    /// What counts as a failure for the circuit breaker. Defaults to
+    /// [`default_breaker_failure`].
+    pub fn breaker_failure(mut self, predicate: FailurePredicate) -> Self {
+        self.0.breaker_failure = predicate;
+        self
+    }
+
+    /// Registers a handler for the pool's events (attempts, retries, breaker transitions,
+    /// checkout waits, stale replays). Defaults to none.
+    pub fn event_handler(mut self, handler: Arc<dyn EventHandler>) -> Self {
+        self.0.events = Some(Handler(handler));
+        self
+    }
+
     /// Applies `SENTINEL_*` overrides read through `get` (see [`PoolConfig::from_env`]).
     ///
     /// # Errors
     ///
     /// [`ErrorKind::InvalidConfig`] naming the variable when a value is not a positive integer.
-    pub fn env_overrides(
-        mut self,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, Error> {
+    pub fn env_overrides(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         type Apply = fn(&mut PoolConfig, u64);
         const OVERRIDES: [(&str, Apply); 7] = [
             ("SENTINEL_MAX_CLIENTS", |c, n| c.max_clients = n as usize),
-            ("SENTINEL_MAX_IDLE_PER_HOST", |c, n| c.max_idle_per_host = n as usize),
-            ("SENTINEL_DEADLINE_MS", |c, n| c.deadline = Duration::from_millis(n)),
-            ("SENTINEL_CONNECT_TIMEOUT_MS", |c, n| c.connect_timeout = Duration::from_millis(n)),
-            ("SENTINEL_CHECKOUT_TIMEOUT_MS", |c, n| c.checkout_timeout = Duration::from_millis(n)),
-            ("SENTINEL_IDLE_AGE_MS", |c, n| c.idle_age = Duration::from_millis(n)),
+            ("SENTINEL_MAX_IDLE_PER_HOST", |c, n| {
+                c.max_idle_per_host = n as usize
+            }),
+            ("SENTINEL_DEADLINE_MS", |c, n| {
+                c.deadline = Duration::from_millis(n)
+            }),
+            ("SENTINEL_CONNECT_TIMEOUT_MS", |c, n| {
+                c.connect_timeout = Duration::from_millis(n)
+            }),
+            ("SENTINEL_CHECKOUT_TIMEOUT_MS", |c, n| {
+                c.checkout_timeout = Duration::from_millis(n)
+            }),
+            ("SENTINEL_IDLE_AGE_MS", |c, n| {
+                c.idle_age = Duration::from_millis(n)
+            }),
             ("SENTINEL_BODY_LIMIT", |c, n| c.body_limit = n),
         ];
         for (name, apply) in OVERRIDES {

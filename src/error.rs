@@ -11,6 +11,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::metrics::ErrorClass;
+
 /// What went wrong. Marked `#[non_exhaustive]`: new kinds may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -127,11 +129,12 @@ pub enum TimeoutPhase {
 /// ```
 /// use http_sentinel::{ClientPool, PoolConfig};
 ///
-/// let pool = ClientPool::new(PoolConfig::default());
-/// let client = pool.try_checkout().unwrap();
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
 /// let err = client.get("ftp://example.com/").send().unwrap_err();
 /// assert!(err.is_invalid_request());
 /// assert_eq!(err.attempts(), 0);
+/// # Ok::<(), http_sentinel::Error>(())
 /// ```
 pub struct Error {
     inner: Box<Inner>,
@@ -162,7 +165,10 @@ impl Error {
         Error::new(ErrorKind::InvalidRequest(reason.into()))
     }
 
-    pub(crate) fn with_source(mut self, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
         self.inner.source = Some(source.into());
         self
     }
@@ -199,6 +205,29 @@ impl Error {
     /// How many redirects the call followed before it failed.
     pub fn redirects(&self) -> u32 {
         self.inner.redirects
+    }
+
+    /// The metrics class of this error (the `kind` label of `http_sentinel_failures_total`).
+    pub fn class(&self) -> ErrorClass {
+        match self.inner.kind {
+            ErrorKind::InvalidRequest(_) | ErrorKind::InvalidConfig(_) => {
+                ErrorClass::InvalidRequest
+            }
+            ErrorKind::Dns => ErrorClass::Dns,
+            ErrorKind::Connect(_) => ErrorClass::Connect,
+            ErrorKind::Tls(_) => ErrorClass::Tls,
+            ErrorKind::Timeout(_) => ErrorClass::Timeout,
+            ErrorKind::Protocol | ErrorKind::HeaderTooLarge(_) => ErrorClass::Protocol,
+            ErrorKind::Io { .. } => ErrorClass::Io,
+            ErrorKind::BodyTooLarge(_) => ErrorClass::BodyTooLarge,
+            ErrorKind::PoolTimeout(_) => ErrorClass::PoolTimeout,
+            ErrorKind::Status(_) => ErrorClass::Status,
+            ErrorKind::TooManyRedirects(_) => ErrorClass::TooManyRedirects,
+            ErrorKind::RedirectRefused(_) => ErrorClass::RedirectRefused,
+            ErrorKind::CircuitOpen { .. } => ErrorClass::CircuitOpen,
+            ErrorKind::RetryAfterTooLong { .. } => ErrorClass::RetryAfterTooLong,
+            ErrorKind::Panicked(_) | ErrorKind::Other => ErrorClass::Other,
+        }
     }
 
     /// True for any timeout, including the call's overall deadline.
@@ -313,7 +342,10 @@ impl fmt::Display for ErrorKind {
                 write!(f, "circuit open, next probe in {retry_in:?}")
             }
             ErrorKind::RetryAfterTooLong { wait, status } => {
-                write!(f, "status {status} asked to retry after {wait:?}, beyond what the call allows")
+                write!(
+                    f,
+                    "status {status} asked to retry after {wait:?}, beyond what the call allows"
+                )
             }
             ErrorKind::Panicked(m) => write!(f, "worker panicked: {m}"),
             ErrorKind::Other => f.write_str("request failed"),

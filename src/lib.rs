@@ -17,14 +17,30 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod breaker;
 mod client;
 mod config;
 mod error;
+mod events;
+mod metrics;
 mod pool;
 mod redirect;
+mod retry;
 mod transport;
 
+pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, CircuitBreaker, Transition};
 pub use client::{Client, RequestBuilder, Response};
-pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
+pub use config::{
+    default_breaker_failure, AttemptOutcome, FailurePredicate, PoolConfig, PoolConfigBuilder, Proxy,
+};
 pub use error::{ConnectFailure, Error, ErrorKind, TimeoutPhase, TlsFailure};
+pub use events::{
+    AttemptEvent, BreakerEvent, CheckoutEvent, EventHandler, RetryEvent, RetryReason,
+    StaleReplayEvent,
+};
+pub use metrics::{ErrorClass, HostStats, LatencySummary, Stats};
 pub use pool::{Checkout, ClientPool, PoolState, Worker};
+pub use retry::{
+    parse_retry_after, Backoff, Jitter, RetryBudget, RetryDecision, RetryEngine, RetryError,
+    RetryPolicy, StopReason,
+};

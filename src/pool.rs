@@ -2,16 +2,21 @@
 //! thread-local access; scoped workers.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::breaker::{Breakers, CircuitBreaker};
 use crate::client::Client;
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
+use crate::events::{CheckoutEvent, EventHandler};
+use crate::metrics::{Registry, Stats};
+use crate::retry::RetryBudget;
 use crate::transport;
 
 /// Pool-wide state every client of a pool shares: configuration and TLS roots. Nothing here is
@@ -19,6 +24,41 @@ use crate::transport;
 pub(crate) struct Shared {
     pub(crate) config: PoolConfig,
     pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) breakers: Breakers,
+    budgets: RwLock<HashMap<String, Arc<RetryBudget>>>,
+    pub(crate) metrics: Arc<Registry>,
+}
+
+/// What a client caches per host so that its hot path does not touch the pool's maps.
+pub(crate) struct HostPolicy {
+    pub(crate) breaker: Arc<CircuitBreaker>,
+    pub(crate) budget: Arc<RetryBudget>,
+}
+
+impl Shared {
+    pub(crate) fn events(&self) -> Option<&dyn EventHandler> {
+        self.config.events.as_ref().map(|h| &*h.0)
+    }
+
+    /// The pool-wide breaker and retry budget of `host`, created on first use.
+    pub(crate) fn host_policy(&self, host: &str) -> HostPolicy {
+        let existing = self
+            .budgets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+            .cloned();
+        let budget = existing.unwrap_or_else(|| {
+            let mut map = self.budgets.write().unwrap_or_else(PoisonError::into_inner);
+            map.entry(host.to_owned())
+                .or_insert_with(|| Arc::new(RetryBudget::from_policy(&self.config.retry)))
+                .clone()
+        });
+        HostPolicy {
+            breaker: self.breakers.get(host),
+            budget,
+        }
+    }
 }
 
 struct Slots {
@@ -90,15 +130,20 @@ impl ClientPool {
     /// [`ErrorKind::InvalidConfig`] when an extra root certificate or the proxy URL is invalid.
     pub fn new(config: PoolConfig) -> Result<ClientPool, Error> {
         if let crate::Proxy::Url(u) = &config.proxy {
-            ureq::Proxy::new(u).map_err(|_| {
-                Error::new(ErrorKind::InvalidConfig("proxy url is invalid".into()))
-            })?;
+            ureq::Proxy::new(u)
+                .map_err(|_| Error::new(ErrorKind::InvalidConfig("proxy url is invalid".into())))?;
         }
         let tls = transport::tls_config(&config)?;
         Ok(ClientPool {
             inner: Arc::new(PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
-                shared: Arc::new(Shared { config, tls }),
+                shared: Arc::new(Shared {
+                    breakers: Breakers::new(config.breaker.clone()),
+                    budgets: RwLock::new(HashMap::new()),
+                    metrics: Arc::new(Registry::new()),
+                    config,
+                    tls,
+                }),
                 slots: Mutex::new(Slots {
                     idle: Vec::new(),
                     created: 0,
@@ -131,14 +176,20 @@ impl ClientPool {
     pub fn checkout_timeout(&self, timeout: Duration) -> Result<Checkout, Error> {
         let start = Instant::now();
         let mut slots = self.inner.lock();
+        let mut waited_once = false;
         loop {
             if let Some(client) = self.take(&mut slots) {
+                drop(slots);
+                self.record_checkout(start.elapsed(), waited_once, false);
                 return Ok(self.guard(client));
             }
             let waited = start.elapsed();
             let Some(left) = timeout.checked_sub(waited).filter(|d| !d.is_zero()) else {
+                drop(slots);
+                self.record_checkout(waited, true, true);
                 return Err(Error::new(ErrorKind::PoolTimeout(waited)));
             };
+            waited_once = true;
             slots.waiting += 1;
             let (s, _) = self
                 .inner
@@ -152,8 +203,49 @@ impl ClientPool {
 
     /// Checks out a client if one is free (or may be created) right now; never blocks.
     pub fn try_checkout(&self) -> Option<Checkout> {
-        let mut slots = self.inner.lock();
-        self.take(&mut slots).map(|c| self.guard(c))
+        let client = self.take(&mut self.inner.lock())?;
+        self.record_checkout(Duration::ZERO, false, false);
+        Some(self.guard(client))
+    }
+
+    fn record_checkout(&self, waited: Duration, notify: bool, timed_out: bool) {
+        let shared = &self.inner.shared;
+        if timed_out {
+            shared.metrics.record_checkout_timeout(waited);
+        } else {
+            shared.metrics.record_checkout(waited);
+        }
+        if let (true, Some(h)) = (notify, shared.events()) {
+            h.on_checkout_wait(&CheckoutEvent { waited, timed_out });
+        }
+    }
+
+    /// A snapshot of the pool's metrics: calls, attempts, failures by kind, retries, breaker
+    /// rejections, latency percentiles, connection reuse, per host, plus the pool's state and
+    /// breaker states. Sums every client's counters; meant for scrapes and periodic logs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.calls(), 0);
+    /// assert!(stats.to_prometheus().contains("http_sentinel_pool_clients"));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let shared = &self.inner.shared;
+        let mut stats = shared.metrics.snapshot(self.state());
+        let states = shared.breakers.states();
+        stats.set_breakers(
+            states
+                .into_iter()
+                .map(|(h, s)| (h, s.to_string()))
+                .collect(),
+        );
+        stats
     }
 
     fn take(&self, slots: &mut MutexGuard<'_, Slots>) -> Option<Client> {

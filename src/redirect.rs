@@ -166,7 +166,12 @@ mod tests {
     #[test]
     fn non_http_and_malformed_locations_are_refused() {
         let base = u("http://a.test/");
-        for loc in ["ftp://a.test/", "file:///etc/passwd", "javascript:alert(1)", "/a\r\nb"] {
+        for loc in [
+            "ftp://a.test/",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "/a\r\nb",
+        ] {
             let err = resolve(&base, loc).unwrap_err();
             assert!(err.is_redirect(), "{loc}: {err}");
         }
@@ -175,7 +180,10 @@ mod tests {
     #[test]
     fn origin_includes_scheme_host_and_port() {
         assert!(same_origin(&u("http://a.test/x"), &u("http://A.TEST:80/y")));
-        assert!(!same_origin(&u("http://a.test/"), &u("http://a.test:8080/")));
+        assert!(!same_origin(
+            &u("http://a.test/"),
+            &u("http://a.test:8080/")
+        ));
         assert!(!same_origin(&u("http://a.test/"), &u("https://a.test/")));
         assert!(!same_origin(&u("http://a.test/"), &u("http://b.test/")));
     }
@@ -200,7 +208,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(head.method, Method::HEAD);
-        assert_eq!(next_hop(304, Some("/n"), &base, &post, false).unwrap(), None);
+        assert_eq!(
+            next_hop(304, Some("/n"), &base, &post, false).unwrap(),
+            None
+        );
         assert_eq!(next_hop(302, None, &base, &post, false).unwrap(), None);
     }
 

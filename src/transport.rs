@@ -67,10 +67,10 @@ fn bad_root(e: &dyn fmt::Display) -> Error {
 
 /// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
 pub(crate) fn connector(tls: Arc<ClientConfig>, opened: Arc<AtomicU64>) -> impl Connector {
-    let chain = ()
-        .chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(TlsConnector { config: tls });
+    let chain =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(TlsConnector { config: tls });
     CountingConnector {
         inner: chain,
         opened,
@@ -185,8 +185,10 @@ impl Transport for TlsTransport {
     }
 }
 
-/// One cached lookup.
+/// One cached lookup. Entries live in a map, not on the hot path's stack: the size
+/// difference between the variants does not matter.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 enum Cached {
     Found(ResolvedSocketAddrs, Instant),
     NotFound(Instant),
@@ -211,16 +213,17 @@ impl CachingResolver {
         }
     }
 
-    fn lookup(&self, host_port: &str, timeout: Option<Duration>) -> Result<Vec<SocketAddr>, ureq::Error> {
+    fn lookup(
+        &self,
+        host_port: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<SocketAddr>, ureq::Error> {
         let owned = host_port.to_owned();
         let Some(timeout) = timeout else {
-            return owned
-                .to_socket_addrs()
-                .map(Iterator::collect)
-                .map_err(|e| {
-                    log::debug!("dns lookup of {host_port} failed: {e}");
-                    ureq::Error::HostNotFound
-                });
+            return owned.to_socket_addrs().map(Iterator::collect).map_err(|e| {
+                log::debug!("dns lookup of {host_port} failed: {e}");
+                ureq::Error::HostNotFound
+            });
         };
         let (tx, rx) = mpsc::sync_channel(1);
         std::thread::Builder::new()

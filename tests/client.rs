@@ -46,7 +46,12 @@ fn default_user_agent_names_the_crate() {
         then.status(204);
     });
     let pool = pool();
-    let resp = pool.checkout().unwrap().get(&server.url("/")).send().unwrap();
+    let resp = pool
+        .checkout()
+        .unwrap()
+        .get(&server.url("/"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 204);
     mock.assert();
 }
@@ -56,7 +61,12 @@ fn post_put_patch_delete_send_method_and_body() {
     let server = MockServer::start();
     let pool = pool();
     let client = pool.checkout().unwrap();
-    for (method, m) in [("POST", POST), ("PUT", PUT), ("PATCH", PATCH), ("DELETE", DELETE)] {
+    for (method, m) in [
+        ("POST", POST),
+        ("PUT", PUT),
+        ("PATCH", PATCH),
+        ("DELETE", DELETE),
+    ] {
         let mut mock = server.mock(|when, then| {
             when.method(m).path("/item").body("payload");
             then.status(201).body(method);
@@ -83,7 +93,12 @@ fn head_has_no_body() {
         then.status(200).header("content-length", "5");
     });
     let pool = pool();
-    let resp = pool.checkout().unwrap().head(&server.url("/h")).send().unwrap();
+    let resp = pool
+        .checkout()
+        .unwrap()
+        .head(&server.url("/h"))
+        .send()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().unwrap(), b"");
 }
@@ -114,13 +129,26 @@ fn body_over_the_limit_is_a_typed_error() {
     });
     let pool = ClientPool::new(PoolConfig::builder().body_limit(1024).build()).unwrap();
     let client = pool.checkout().unwrap();
-    let err = client.get(&server.url("/big")).send().unwrap().bytes().unwrap_err();
+    let err = client
+        .get(&server.url("/big"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::BodyTooLarge(1024));
 
-    let mut reader = client.get(&server.url("/big")).send().unwrap().into_reader();
+    let mut reader = client
+        .get(&server.url("/big"))
+        .send()
+        .unwrap()
+        .into_reader();
     let mut sink = Vec::new();
     let io = reader.read_to_end(&mut sink).unwrap_err();
-    let inner = io.into_inner().unwrap().downcast::<http_sentinel::Error>().unwrap();
+    let inner = io
+        .into_inner()
+        .unwrap()
+        .downcast::<http_sentinel::Error>()
+        .unwrap();
     assert_eq!(inner.kind(), &ErrorKind::BodyTooLarge(1024));
     assert!(sink.len() <= 1024);
 }
@@ -180,7 +208,11 @@ fn header_with_crlf_or_nul_is_rejected_before_anything_is_sent() {
         let err = client.get(&url).send().unwrap_err();
         assert!(err.is_invalid_request(), "{url:?}: {err}");
     }
-    assert!(client.request("GE T", &server.url("/")).send().unwrap_err().is_invalid_request());
+    assert!(client
+        .request("GE T", &server.url("/"))
+        .send()
+        .unwrap_err()
+        .is_invalid_request());
     any.assert_hits(0);
 }
 
@@ -210,7 +242,10 @@ fn url_credentials_become_an_authorization_header_and_never_appear_in_errors() {
             .header("X-Api-Key", "key-secret")
             .sensitive_header("x-api-key")
     );
-    assert!(!dbg.contains("hunter2") && !dbg.contains("top-secret") && !dbg.contains("key-secret"), "{dbg}");
+    assert!(
+        !dbg.contains("hunter2") && !dbg.contains("top-secret") && !dbg.contains("key-secret"),
+        "{dbg}"
+    );
 }
 
 #[test]
@@ -229,5 +264,9 @@ fn per_request_timeout_overrides_the_deadline() {
         .send()
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

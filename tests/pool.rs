@@ -30,7 +30,13 @@ fn clients_are_created_lazily_and_state_is_reported() {
     let b = pool.try_checkout().unwrap();
     assert_eq!(
         pool.state(),
-        PoolState { clients: 2, idle: 0, checked_out: 2, waiting: 0, max_clients: 3 }
+        PoolState {
+            clients: 2,
+            idle: 0,
+            checked_out: 2,
+            waiting: 0,
+            max_clients: 3
+        }
     );
     drop(a);
     drop(b);
@@ -44,7 +50,9 @@ fn try_checkout_never_blocks_and_checkout_times_out_saying_how_long() {
     let held = pool.checkout().unwrap();
     assert!(pool.try_checkout().is_none());
     let start = Instant::now();
-    let err = pool.checkout_timeout(Duration::from_millis(100)).unwrap_err();
+    let err = pool
+        .checkout_timeout(Duration::from_millis(100))
+        .unwrap_err();
     let waited = start.elapsed();
     match err.kind() {
         ErrorKind::PoolTimeout(d) => assert!(*d >= Duration::from_millis(100) && *d <= waited),
@@ -118,7 +126,9 @@ fn with_client_keeps_one_client_per_thread_and_returns_it_when_the_thread_ends()
     let a = pool.with_client(addr).unwrap();
     assert_eq!(pool.with_client(addr).unwrap(), a);
     let p = pool.clone();
-    let other = std::thread::spawn(move || p.with_client(addr).unwrap()).join().unwrap();
+    let other = std::thread::spawn(move || p.with_client(addr).unwrap())
+        .join()
+        .unwrap();
     assert_ne!(other, a);
     // The other thread has ended: its client is back in the pool.
     let s = pool.state();
@@ -149,9 +159,19 @@ fn scoped_workers_have_stable_ids_and_a_panic_is_that_workers_error() {
         }
     }
     let s = pool.state();
-    assert_eq!((s.clients, s.idle), (3, 3), "panicked worker's client discarded");
+    assert_eq!(
+        (s.clients, s.idle),
+        (3, 3),
+        "panicked worker's client discarded"
+    );
     // The pool is not poisoned: it serves again.
-    assert_eq!(pool.scope(4, |w| w.id()).into_iter().filter(Result::is_ok).count(), 4);
+    assert_eq!(
+        pool.scope(4, |w| w.id())
+            .into_iter()
+            .filter(Result::is_ok)
+            .count(),
+        4
+    );
 }
 
 #[test]
@@ -169,8 +189,15 @@ fn workers_beyond_max_clients_time_out_with_a_typed_error() {
             std::thread::yield_now();
         }
     });
-    let timeouts = results.iter().filter(|r| matches!(r, Err(e) if e.is_pool_timeout())).count();
-    assert_eq!((ran.load(Ordering::SeqCst), timeouts), (1, 1), "{results:?}");
+    let timeouts = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.is_pool_timeout()))
+        .count();
+    assert_eq!(
+        (ran.load(Ordering::SeqCst), timeouts),
+        (1, 1),
+        "{results:?}"
+    );
 }
 
 #[test]

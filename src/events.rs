@@ -1,0 +1,201 @@
+//! Event hooks, after r2d2's `HandleEvent`: a trait whose methods default to doing nothing,
+//! registered on the pool with [`PoolConfigBuilder::event_handler`](crate::PoolConfigBuilder::event_handler).
+//!
+//! Handlers run inline on the worker thread that caused the event: keep them short.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::breaker::BreakerState;
+use crate::error::ErrorKind;
+
+/// Receives the pool's events. Every method defaults to doing nothing.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use http_sentinel::{ClientPool, EventHandler, PoolConfig, RetryEvent};
+///
+/// #[derive(Default)]
+/// struct CountRetries(AtomicU64);
+///
+/// impl EventHandler for CountRetries {
+///     fn on_retry(&self, _event: &RetryEvent) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let handler = Arc::new(CountRetries::default());
+/// let pool = ClientPool::new(PoolConfig::builder().event_handler(handler.clone()).build())?;
+/// assert_eq!(handler.0.load(Ordering::Relaxed), 0);
+/// # drop(pool);
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
+pub trait EventHandler: Send + Sync + 'static {
+    /// An attempt finished (successfully or not).
+    fn on_attempt(&self, event: &AttemptEvent) {
+        let _ = event;
+    }
+    /// A retry is about to sleep and resend.
+    fn on_retry(&self, event: &RetryEvent) {
+        let _ = event;
+    }
+    /// A host's circuit breaker changed state.
+    fn on_breaker_transition(&self, event: &BreakerEvent) {
+        let _ = event;
+    }
+    /// A checkout had to wait for a client, or gave up.
+    fn on_checkout_wait(&self, event: &CheckoutEvent) {
+        let _ = event;
+    }
+    /// A request is replayed because its pooled connection had been closed by the server.
+    fn on_stale_replay(&self, event: &StaleReplayEvent) {
+        let _ = event;
+    }
+}
+
+/// One finished attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptEvent {
+    pub(crate) host: String,
+    pub(crate) attempt: u32,
+    pub(crate) duration: Duration,
+    pub(crate) outcome: Result<u16, ErrorKind>,
+    pub(crate) reused_connection: bool,
+}
+
+impl AttemptEvent {
+    /// The host (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The attempt number within the current hop, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// How long the attempt took until the response head (or the error).
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+    /// The status, or the error kind.
+    pub fn outcome(&self) -> Result<u16, &ErrorKind> {
+        self.outcome.as_ref().map(|s| *s)
+    }
+    /// Whether the attempt ran on a pooled connection.
+    pub fn reused_connection(&self) -> bool {
+        self.reused_connection
+    }
+}
+
+/// Why an attempt is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// The server answered with a retryable status.
+    Status(u16),
+    /// The attempt failed with a retryable error.
+    Error(ErrorKind),
+}
+
+impl fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryReason::Status(s) => write!(f, "status {s}"),
+            RetryReason::Error(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+/// A retry about to happen.
+#[derive(Debug, Clone)]
+pub struct RetryEvent {
+    pub(crate) host: String,
+    pub(crate) attempt: u32,
+    pub(crate) delay: Duration,
+    pub(crate) reason: RetryReason,
+    pub(crate) server_requested: bool,
+}
+
+impl RetryEvent {
+    /// The host (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The attempt that failed, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// How long the call sleeps before the next attempt.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+    /// Why it is retried.
+    pub fn reason(&self) -> &RetryReason {
+        &self.reason
+    }
+    /// Whether the delay came from the server's `Retry-After`.
+    pub fn server_requested(&self) -> bool {
+        self.server_requested
+    }
+}
+
+/// A circuit breaker transition.
+#[derive(Debug, Clone)]
+pub struct BreakerEvent {
+    pub(crate) host: String,
+    pub(crate) from: BreakerState,
+    pub(crate) to: BreakerState,
+}
+
+impl BreakerEvent {
+    /// The host (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The state before.
+    pub fn from(&self) -> BreakerState {
+        self.from
+    }
+    /// The state after.
+    pub fn to(&self) -> BreakerState {
+        self.to
+    }
+}
+
+/// A checkout that waited for a client.
+#[derive(Debug, Clone)]
+pub struct CheckoutEvent {
+    pub(crate) waited: Duration,
+    pub(crate) timed_out: bool,
+}
+
+impl CheckoutEvent {
+    /// How long the caller waited.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+    /// Whether it gave up without a client.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+}
+
+/// A stale-connection replay.
+#[derive(Debug, Clone)]
+pub struct StaleReplayEvent {
+    pub(crate) host: String,
+    pub(crate) method: String,
+}
+
+impl StaleReplayEvent {
+    /// The host (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The replayed request's method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+}
