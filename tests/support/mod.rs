@@ -1,0 +1,3 @@
+//! Shared test support: the fault-injecting loopback server.
+
+pub mod server;
