@@ -210,7 +210,11 @@ fn hundred_workers_times_fifty_requests_open_exactly_one_connection_each() {
     let pool = ClientPool::new(PoolConfig::builder().max_clients(100).build()).unwrap();
     let url = server.url("/");
     let errors = Arc::new(AtomicUsize::new(0));
+    // All workers hold their client at once: otherwise a fast worker could finish and hand its
+    // client (and connection) to a late one.
+    let all_in = Barrier::new(100);
     let results = pool.scope(100, |w| {
+        all_in.wait();
         for _ in 0..50 {
             match w.get(&url).send().and_then(|r| r.text()) {
                 Ok(body) => assert_eq!(body, "hello, world!"),
