@@ -117,11 +117,24 @@ impl Client {
             .max_response_header_size(c.max_header_size)
             .build();
         let opened = Arc::new(AtomicU64::new(0));
+        #[cfg(feature = "fuzzing")]
+        if let Some(script) = &shared.script {
+            let agent = Agent::with_parts(
+                config,
+                transport::scripted::ScriptedConnector(script.clone()),
+                transport::scripted::ScriptedResolver,
+            );
+            return Client::from_agent(agent, opened, shared);
+        }
         let agent = Agent::with_parts(
             config,
             transport::connector(shared.tls.clone(), opened.clone()),
             transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl),
         );
+        Client::from_agent(agent, opened, shared)
+    }
+
+    fn from_agent(agent: Agent, opened: Arc<AtomicU64>, shared: Arc<Shared>) -> Client {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Client {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -834,6 +847,13 @@ impl<'c> RequestBuilder<'c> {
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
         self
+    }
+
+    /// Validates the request as `send` would, without sending it. For fuzzing only.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn validate(self) -> Result<(), Error> {
+        self.prepare().map(drop)
     }
 
     /// Sends the request and returns the response head; the body is read through

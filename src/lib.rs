@@ -22,11 +22,16 @@ mod client;
 mod config;
 mod error;
 mod events;
+mod fanout;
 mod metrics;
 mod pool;
 mod redirect;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use redirect::{fuzz_resolve, fuzz_same_origin};
 mod retry;
 mod transport;
+mod workers;
 
 pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, CircuitBreaker, Transition};
 pub use client::{Client, RequestBuilder, Response};
@@ -38,9 +43,13 @@ pub use events::{
     AttemptEvent, BreakerEvent, CheckoutEvent, EventHandler, RetryEvent, RetryReason,
     StaleReplayEvent,
 };
+pub use fanout::FanOut;
 pub use metrics::{ErrorClass, HostStats, LatencySummary, Stats};
 pub use pool::{Checkout, ClientPool, PoolState, Worker};
 pub use retry::{
     parse_retry_after, Backoff, Jitter, RetryBudget, RetryDecision, RetryEngine, RetryError,
     RetryPolicy, StopReason,
+};
+pub use workers::{
+    JobHandle, SubmitError, UnstartedJob, WorkerPool, WorkerPoolBuilder, WorkerPoolState,
 };

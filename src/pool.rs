@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) breakers: Breakers,
     budgets: RwLock<HashMap<String, Arc<RetryBudget>>>,
     pub(crate) metrics: Arc<Registry>,
+    #[cfg(feature = "fuzzing")]
+    pub(crate) script: Option<Arc<transport::scripted::Script>>,
 }
 
 /// What a client caches per host so that its hot path does not touch the pool's maps.
@@ -141,6 +143,8 @@ impl ClientPool {
                     breakers: Breakers::new(config.breaker.clone()),
                     budgets: RwLock::new(HashMap::new()),
                     metrics: Arc::new(Registry::new()),
+                    #[cfg(feature = "fuzzing")]
+                    script: None,
                     config,
                     tls,
                 }),
@@ -152,6 +156,33 @@ impl ClientPool {
                 returned: Condvar::new(),
             }),
         })
+    }
+
+    /// A pool whose clients talk to an in-memory scripted peer instead of the network: each
+    /// new connection gets the next of `responses`. Returns the pool and a way to read what was
+    /// written on each connection. For fuzzing only.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn scripted(
+        config: PoolConfig,
+        responses: Vec<Vec<u8>>,
+    ) -> Result<(ClientPool, impl Fn() -> Vec<Vec<u8>>), Error> {
+        let pool = ClientPool::new(config)?;
+        let script = Arc::new(transport::scripted::Script {
+            responses: Mutex::new(responses.into()),
+            written: Mutex::new(Vec::new()),
+        });
+        let mut inner = Arc::try_unwrap(pool.inner).map_err(|_| Error::new(ErrorKind::Other))?;
+        let mut shared = Arc::try_unwrap(inner.shared).map_err(|_| Error::new(ErrorKind::Other))?;
+        shared.script = Some(script.clone());
+        inner.shared = Arc::new(shared);
+        let written = move || script.written.lock().map(|w| w.clone()).unwrap_or_default();
+        Ok((
+            ClientPool {
+                inner: Arc::new(inner),
+            },
+            written,
+        ))
     }
 
     /// The pool's configuration.

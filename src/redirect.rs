@@ -139,6 +139,21 @@ fn has_scheme(s: &str) -> bool {
     }
 }
 
+/// Redirect resolution for fuzzing: the resolved URL, or the refusal.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_resolve(base: &str, location: &str) -> Result<String, Error> {
+    let base: Uri = base.parse().map_err(|_| Error::invalid("base"))?;
+    resolve(&base, location).map(|u| u.to_string())
+}
+
+/// The same-origin check for fuzzing.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn fuzz_same_origin(a: &str, b: &str) -> Option<bool> {
+    Some(same_origin(&a.parse().ok()?, &b.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
