@@ -53,3 +53,8 @@ pub use retry::{
 pub use workers::{
     JobHandle, SubmitError, UnstartedJob, WorkerPool, WorkerPoolBuilder, WorkerPoolState,
 };
+
+/// The README's examples, compiled as doc tests so the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
