@@ -128,7 +128,15 @@ impl Client {
         }
         let agent = Agent::with_parts(
             config,
-            transport::connector(shared.tls.clone(), opened.clone()),
+            transport::connector(
+                shared.tls.clone(),
+                opened.clone(),
+                transport::BufferSizes {
+                    input: c.input_buffer,
+                    max_input: c.max_header_size,
+                    output: c.output_buffer,
+                },
+            ),
             transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl),
         );
         Client::from_agent(agent, opened, shared)

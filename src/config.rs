@@ -116,8 +116,8 @@ impl Default for PoolConfig {
             max_idle: 8,
             idle_age: Duration::from_secs(15),
             user_agent: concat!("http-sentinel/", env!("CARGO_PKG_VERSION")).to_owned(),
-            input_buffer: 64 * 1024,
-            output_buffer: 16 * 1024,
+            input_buffer: 8 * 1024,
+            output_buffer: 8 * 1024,
             max_header_size: 64 * 1024,
             body_limit: 10 * 1024 * 1024,
             proxy: Proxy::None,
@@ -293,9 +293,11 @@ impl PoolConfigBuilder {
         self
     }
 
-    /// Size of each connection's input and output buffers in bytes. The input buffer is raised
-    /// to the max header size when smaller, because a response header must fit in it.
-    /// Defaults to 64 KiB in, 16 KiB out.
+    /// Size of each connection's buffers in bytes: the input buffer's starting size (it grows on
+    /// demand up to [`max_header_size`](Self::max_header_size) to hold a large response header,
+    /// and shrinks back once it is read) and the output buffer's fixed size (it holds a request
+    /// head, so it bounds the size of the headers a request can send). Small buffers keep an
+    /// idle connection cheap: ureq's defaults are 128 KiB each. Defaults to 8 KiB and 8 KiB.
     pub fn buffer_sizes(mut self, input: usize, output: usize) -> Self {
         self.0.input_buffer = input.max(1024);
         self.0.output_buffer = output.max(1024);
@@ -417,8 +419,7 @@ impl PoolConfigBuilder {
     }
 
     /// Finishes the configuration.
-    pub fn build(mut self) -> PoolConfig {
-        self.0.input_buffer = self.0.input_buffer.max(self.0.max_header_size);
+    pub fn build(self) -> PoolConfig {
         self.0
     }
 }
@@ -442,14 +443,5 @@ mod tests {
         let bad = |name: &str| (name == "SENTINEL_MAX_CLIENTS").then(|| "0".to_owned());
         let err = PoolConfig::builder().env_overrides(bad).unwrap_err();
         assert!(err.to_string().contains("SENTINEL_MAX_CLIENTS"), "{err}");
-    }
-
-    #[test]
-    fn input_buffer_holds_the_largest_header() {
-        let c = PoolConfig::builder()
-            .buffer_sizes(4096, 4096)
-            .max_header_size(32 * 1024)
-            .build();
-        assert_eq!(c.input_buffer, 32 * 1024);
     }
 }

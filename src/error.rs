@@ -69,6 +69,9 @@ pub enum ErrorKind {
     },
     /// A scoped worker or worker-pool job panicked.
     Panicked(String),
+    /// The work was never started: the caller cancelled a fan-out, or a worker pool was shut
+    /// down (or its unstarted job dropped) before the job ran.
+    Cancelled,
     /// A failure that has no better kind.
     Other,
 }
@@ -226,7 +229,7 @@ impl Error {
             ErrorKind::RedirectRefused(_) => ErrorClass::RedirectRefused,
             ErrorKind::CircuitOpen { .. } => ErrorClass::CircuitOpen,
             ErrorKind::RetryAfterTooLong { .. } => ErrorClass::RetryAfterTooLong,
-            ErrorKind::Panicked(_) | ErrorKind::Other => ErrorClass::Other,
+            ErrorKind::Panicked(_) | ErrorKind::Cancelled | ErrorKind::Other => ErrorClass::Other,
         }
     }
 
@@ -348,6 +351,7 @@ impl fmt::Display for ErrorKind {
                 )
             }
             ErrorKind::Panicked(m) => write!(f, "worker panicked: {m}"),
+            ErrorKind::Cancelled => f.write_str("cancelled before it started"),
             ErrorKind::Other => f.write_str("request failed"),
         }
     }
@@ -449,6 +453,12 @@ pub(crate) fn from_ureq(e: ureq::Error, request_sent: bool) -> Error {
         U::HostNotFound => ErrorKind::Dns,
         U::BadUri(r) => ErrorKind::InvalidRequest(r.clone()),
         U::Http(r) => ErrorKind::InvalidRequest(r.to_string()),
+        // The request head did not fit the output buffer: the caller's request, not the
+        // server's fault. ureq-proto's error type is not re-exported, so its message decides.
+        U::Protocol(p) if p.to_string().contains("output too small") => ErrorKind::InvalidRequest(
+            "request head larger than the output buffer (raise PoolConfigBuilder::buffer_sizes)"
+                .into(),
+        ),
         U::Protocol(_) => ErrorKind::Protocol,
         U::BodyExceedsLimit(l) => ErrorKind::BodyTooLarge(*l),
         U::LargeResponseHeader(_, limit) => ErrorKind::HeaderTooLarge(*limit),

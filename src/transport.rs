@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -23,8 +23,8 @@ use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, LazyBuffers, NextTimeout,
-    TcpConnector, Transport, TransportAdapter,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, Transport,
+    TransportAdapter,
 };
 
 use crate::config::PoolConfig;
@@ -65,12 +65,25 @@ fn bad_root(e: &dyn fmt::Display) -> Error {
     Error::new(ErrorKind::InvalidConfig(format!("root certificate: {e}")))
 }
 
+/// Buffer sizes of every connection: where input starts, how far it may grow (the largest
+/// response header accepted), and the fixed output size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BufferSizes {
+    pub(crate) input: usize,
+    pub(crate) max_input: usize,
+    pub(crate) output: usize,
+}
+
 /// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
-pub(crate) fn connector(tls: Arc<ClientConfig>, opened: Arc<AtomicU64>) -> impl Connector {
+pub(crate) fn connector(
+    tls: Arc<ClientConfig>,
+    opened: Arc<AtomicU64>,
+    sizes: BufferSizes,
+) -> impl Connector {
     let chain =
         ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector::default())
-            .chain(TlsConnector { config: tls });
+            .chain(TcpConnector { sizes })
+            .chain(TlsConnector { config: tls, sizes });
     CountingConnector {
         inner: chain,
         opened,
@@ -104,6 +117,7 @@ impl<C: Connector> Connector for CountingConnector<C> {
 /// Wraps a TCP transport in rustls when the URL is https.
 pub(crate) struct TlsConnector {
     config: Arc<ClientConfig>,
+    sizes: BufferSizes,
 }
 
 impl fmt::Debug for TlsConnector {
@@ -134,10 +148,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
         let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
         sock.set_timeout(details.timeout);
         conn.complete_io(&mut sock)?;
-        let buffers = LazyBuffers::new(
-            details.config.input_buffer_size(),
-            details.config.output_buffer_size(),
-        );
+        let buffers = GrowBuffers::new(self.sizes);
         Ok(Some(Box::new(TlsTransport {
             buffers,
             stream: StreamOwned { conn, sock },
@@ -146,7 +157,7 @@ impl<In: Transport> Connector<In> for TlsConnector {
 }
 
 struct TlsTransport {
-    buffers: LazyBuffers,
+    buffers: GrowBuffers,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
 }
 
@@ -170,7 +181,7 @@ impl Transport for TlsTransport {
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
-        let input = self.buffers.input_append_buf();
+        let input = self.buffers.append_buf()?;
         let amount = self.stream.read(input)?;
         self.buffers.input_appended(amount);
         Ok(amount > 0)
@@ -182,6 +193,242 @@ impl Transport for TlsTransport {
 
     fn is_tls(&self) -> bool {
         true
+    }
+}
+
+/// Opens plain TCP connections (ureq's `TcpConnector` hard-wires its fixed-size buffers).
+#[derive(Debug)]
+pub(crate) struct TcpConnector {
+    sizes: BufferSizes,
+}
+
+impl<In: Transport> Connector<In> for TcpConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(t) = chained {
+            // A proxy connector already made the connection.
+            return Ok(Some(t.boxed()));
+        }
+        let timeout = details.timeout.not_zero().map(|t| *t);
+        let mut last = None;
+        for addr in details.addrs.iter() {
+            let attempt = match timeout {
+                Some(t) => TcpStream::connect_timeout(addr, t),
+                None => TcpStream::connect(addr),
+            };
+            match attempt {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(Some(Box::new(TcpTransport {
+                        stream,
+                        buffers: GrowBuffers::new(self.sizes),
+                        read_timeout: None,
+                        write_timeout: None,
+                        probed_at: None,
+                    })));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(ureq::Error::Io(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to")
+        })))
+    }
+}
+
+/// A probe that says a connection is open is trusted for this long: ureq probes a pooled
+/// connection when it is returned and again when it is taken, and in a busy worker the two are
+/// microseconds apart. A close in that window is caught by the stale-connection replay.
+const PROBE_FRESH: Duration = Duration::from_millis(1);
+
+#[derive(Debug)]
+struct TcpTransport {
+    stream: TcpStream,
+    buffers: GrowBuffers,
+    // The socket's current timeouts, so they are set only when they change.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    probed_at: Option<Instant>,
+}
+
+fn io_timeout(e: io::Error, reason: ureq::Timeout) -> ureq::Error {
+    match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ureq::Error::Timeout(reason),
+        _ => ureq::Error::Io(e),
+    }
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        let t = timeout.not_zero().map(|t| *t);
+        if t != self.write_timeout {
+            self.stream.set_write_timeout(t)?;
+            self.write_timeout = t;
+        }
+        self.probed_at = None;
+        let output = &self.buffers.output()[..amount];
+        (&self.stream)
+            .write_all(output)
+            .map_err(|e| io_timeout(e, timeout.reason))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        let t = timeout.not_zero().map(|t| *t);
+        if t != self.read_timeout {
+            self.stream.set_read_timeout(t)?;
+            self.read_timeout = t;
+        }
+        let input = self.buffers.append_buf()?;
+        let amount = loop {
+            match (&self.stream).read(input) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(|e| io_timeout(e, timeout.reason))?,
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        if self.probed_at.is_some_and(|at| at.elapsed() < PROBE_FRESH) {
+            return true;
+        }
+        let open = probe(&self.stream);
+        self.probed_at = open.then(Instant::now);
+        open
+    }
+}
+
+/// Whether an idle connection is still open: a non-blocking read must find nothing to read.
+/// Bytes (or end of stream) on an idle HTTP/1.1 connection mean it cannot be reused.
+fn probe(mut stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let idle = matches!(stream.read(&mut [0u8]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).is_ok() && idle
+}
+
+/// Connection buffers that start small and grow on demand: an idle connection holds a few KiB
+/// instead of ureq's 2 x 128 KiB, while a response header up to the configured maximum still
+/// fits. A header that would need more fails as `LargeResponseHeader` rather than a bare EOF.
+#[derive(Debug)]
+pub(crate) struct GrowBuffers {
+    sizes: BufferSizes,
+    input: Vec<u8>,
+    // input[start..end] is filled and not yet consumed.
+    start: usize,
+    end: usize,
+    output: Vec<u8>,
+    progress: bool,
+}
+
+impl GrowBuffers {
+    pub(crate) fn new(sizes: BufferSizes) -> GrowBuffers {
+        GrowBuffers {
+            sizes,
+            input: Vec::new(),
+            start: 0,
+            end: 0,
+            output: Vec::new(),
+            progress: false,
+        }
+    }
+
+    /// Free space to read into, growing (up to the limit) when there is none.
+    fn append_buf(&mut self) -> Result<&mut [u8], ureq::Error> {
+        if self.end == self.input.len() {
+            if self.start > 0 {
+                self.input.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.input.len() >= self.sizes.max_input {
+                return Err(ureq::Error::LargeResponseHeader(
+                    self.input.len(),
+                    self.sizes.max_input,
+                ));
+            }
+        }
+        if self.end == self.input.len() {
+            let grown = (self.input.len() * 2)
+                .clamp(self.sizes.input, self.sizes.max_input.max(self.sizes.input));
+            self.input.resize(grown, 0);
+        }
+        Ok(&mut self.input[self.end..])
+    }
+}
+
+impl Buffers for GrowBuffers {
+    fn output(&mut self) -> &mut [u8] {
+        if self.output.is_empty() {
+            self.output = vec![0; self.sizes.output];
+        }
+        &mut self.output
+    }
+
+    fn input(&self) -> &[u8] {
+        &self.input[self.start..self.end]
+    }
+
+    fn input_append_buf(&mut self) -> &mut [u8] {
+        match self.append_buf() {
+            Ok(_) => &mut self.input[self.end..],
+            // ureq treats an empty buffer as "cannot read more"; the transports call
+            // `append_buf` themselves and report the typed error.
+            Err(_) => &mut [],
+        }
+    }
+
+    fn input_appended(&mut self, amount: usize) {
+        self.end = (self.end + amount).min(self.input.len());
+    }
+
+    fn input_consume(&mut self, amount: usize) {
+        self.progress = amount > 0;
+        self.start = (self.start + amount).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            // Give back what one large header needed once it has been read.
+            if self.input.len() > self.sizes.input {
+                self.input = vec![0; self.sizes.input];
+            }
+        }
+    }
+
+    fn tmp_and_output(&mut self) -> (&mut [u8], &mut [u8]) {
+        // ureq reads a request body through the free input space; make sure there is some.
+        const MIN_TMP: usize = 4 * 1024;
+        if self.input.len() - self.end < MIN_TMP {
+            self.input.resize(self.end + MIN_TMP, 0);
+        }
+        if self.output.is_empty() {
+            self.output = vec![0; self.sizes.output];
+        }
+        (&mut self.input[self.end..], &mut self.output)
+    }
+
+    fn can_use_input(&self) -> bool {
+        self.end > self.start && self.progress
     }
 }
 
@@ -343,10 +590,11 @@ pub(crate) mod scripted {
                 .map_err(|_| ureq::Error::ConnectionFailed)?
                 .push(Vec::new());
             Ok(Some(Box::new(ScriptedTransport {
-                buffers: LazyBuffers::new(
-                    details.config.input_buffer_size(),
-                    details.config.output_buffer_size(),
-                ),
+                buffers: GrowBuffers::new(BufferSizes {
+                    input: details.config.input_buffer_size(),
+                    max_input: details.config.max_response_header_size(),
+                    output: details.config.output_buffer_size(),
+                }),
                 input: response,
                 read: 0,
                 script: self.0.clone(),
@@ -373,7 +621,7 @@ pub(crate) mod scripted {
 
     #[derive(Debug)]
     struct ScriptedTransport {
-        buffers: LazyBuffers,
+        buffers: GrowBuffers,
         input: Vec<u8>,
         read: usize,
         script: Arc<Script>,
@@ -400,7 +648,7 @@ pub(crate) mod scripted {
         }
 
         fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
-            let buf = self.buffers.input_append_buf();
+            let buf = self.buffers.append_buf()?;
             let n = buf.len().min(self.input.len() - self.read);
             buf[..n].copy_from_slice(&self.input[self.read..self.read + n]);
             self.read += n;
