@@ -9,9 +9,8 @@
 //! curl -s 127.0.0.1:8080/quote/abc; curl -s 127.0.0.1:8080/metrics
 //! ```
 
-#[allow(dead_code)]
 #[path = "../tests/support/server.rs"]
-mod server;
+pub mod server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

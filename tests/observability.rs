@@ -1,8 +1,7 @@
 //! Metrics: exact counters for known traffic, latency bucket placement, connection reuse,
 //! Prometheus exposition, event hooks, and the service example's `/metrics`.
 
-mod support;
-
+// The example brings the support server with it (one copy of the module per test crate).
 #[allow(dead_code)]
 #[path = "../examples/service.rs"]
 mod service;
@@ -17,7 +16,7 @@ use http_sentinel::{
     BreakerConfig, BreakerEvent, ClientPool, ErrorClass, EventHandler, Jitter, PoolConfig,
     RetryEvent, RetryPolicy, RetryReason,
 };
-use support::server::{Behaviour, Reply, TestServer};
+use service::server::{Behaviour, Reply, TestServer};
 
 /// 503 the first time an `id` is seen, 200 after.
 fn flaky_server() -> TestServer {
