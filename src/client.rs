@@ -73,7 +73,7 @@ struct CallRun {
 pub struct Client {
     id: u64,
     agent: Agent,
-    opened: Arc<AtomicU64>,
+    conns: Arc<transport::Connections>,
     pub(crate) shared: Arc<Shared>,
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes `Client` `!Sync`.
@@ -116,7 +116,7 @@ impl Client {
             .output_buffer_size(c.output_buffer)
             .max_response_header_size(c.max_header_size)
             .build();
-        let opened = Arc::new(AtomicU64::new(0));
+        let conns = Arc::new(transport::Connections::default());
         #[cfg(feature = "fuzzing")]
         if let Some(script) = &shared.script {
             let agent = Agent::with_parts(
@@ -124,13 +124,13 @@ impl Client {
                 transport::scripted::ScriptedConnector(script.clone()),
                 transport::scripted::ScriptedResolver,
             );
-            return Client::from_agent(agent, opened, shared);
+            return Client::from_agent(agent, conns, shared);
         }
         let agent = Agent::with_parts(
             config,
             transport::connector(
                 shared.tls.clone(),
-                opened.clone(),
+                conns.clone(),
                 transport::BufferSizes {
                     input: c.input_buffer,
                     max_input: c.max_header_size,
@@ -139,15 +139,15 @@ impl Client {
             ),
             transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl),
         );
-        Client::from_agent(agent, opened, shared)
+        Client::from_agent(agent, conns, shared)
     }
 
-    fn from_agent(agent: Agent, opened: Arc<AtomicU64>, shared: Arc<Shared>) -> Client {
+    fn from_agent(agent: Agent, conns: Arc<transport::Connections>, shared: Arc<Shared>) -> Client {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Client {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             agent,
-            opened,
+            conns,
             recorder: RefCell::new(shared.metrics.recorder()),
             shared,
             poisoned: Cell::new(false),
@@ -164,7 +164,7 @@ impl Client {
     /// How many connections this client has opened (TCP, plus TLS when https). Compared with
     /// the requests sent it tells how well connections are reused.
     pub fn connections_opened(&self) -> u64 {
-        self.opened.load(Ordering::Relaxed)
+        self.conns.opened()
     }
 
     pub(crate) fn is_poisoned(&self) -> bool {
@@ -335,11 +335,11 @@ impl Client {
             // The agent's own global timeout equals the default deadline, so the common case
             // (first attempt, default deadline) needs no per-request configuration.
             let fresh_call = run.attempts == 1 && !call.custom_timeout;
-            let opened_before = self.opened.load(Ordering::Relaxed);
+            let opened_before = self.conns.opened();
             let attempt_started = Instant::now();
             let result = self.run_once(call, (!fresh_call).then_some(remaining));
             let took = attempt_started.elapsed();
-            let opened = self.opened.load(Ordering::Relaxed) - opened_before;
+            let opened = self.conns.opened() - opened_before;
             let c = &host.counters;
             inc(&c.attempts);
             add(&c.connections_opened, opened);
@@ -364,6 +364,9 @@ impl Client {
             if let Err(e) = &result {
                 if opened == 0 && !stale_replayed && is_stale(e) && call.replayable() {
                     stale_replayed = true;
+                    // Fresh means fresh: the idle siblings of a stale connection most likely
+                    // went the same way, so none of them may carry the replay.
+                    self.conns.retire_all();
                     run.attempts -= 1;
                     at_hop -= 1;
                     run.stale_replays += 1;
@@ -1170,12 +1173,11 @@ struct BodyReader {
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // ureq hands out its own errors wrapped in an io::Error and plain io errors (a
+        // truncated body's UnexpectedEof) as they are: both become the crate's Error, wrapped
+        // in an io::Error of the matching kind.
         let n = self.inner.read(buf).map_err(|e| {
-            match e.into_inner().map(|inner| inner.downcast::<ureq::Error>()) {
-                Some(Ok(u)) => from_ureq(*u, true).with_host(&self.host).into(),
-                Some(Err(other)) => std::io::Error::other(other),
-                None => std::io::Error::other("body read failed"),
-            }
+            std::io::Error::from(from_ureq(ureq::Error::from(e), true).with_host(&self.host))
         })?;
         add(&self.counters.bytes_received, n as u64);
         Ok(n)

@@ -23,6 +23,7 @@ mod config;
 mod error;
 mod events;
 mod fanout;
+mod job;
 mod metrics;
 mod pool;
 mod redirect;
@@ -44,15 +45,14 @@ pub use events::{
     StaleReplayEvent,
 };
 pub use fanout::FanOut;
+pub use job::{JobHandle, SubmitError, UnstartedJob};
 pub use metrics::{ErrorClass, HostStats, LatencySummary, Stats};
 pub use pool::{Checkout, ClientPool, PoolState, Worker};
 pub use retry::{
     parse_retry_after, Backoff, Jitter, RetryBudget, RetryDecision, RetryEngine, RetryError,
     RetryPolicy, StopReason,
 };
-pub use workers::{
-    JobHandle, SubmitError, UnstartedJob, WorkerPool, WorkerPoolBuilder, WorkerPoolState,
-};
+pub use workers::{WorkerPool, WorkerPoolBuilder, WorkerPoolState};
 
 /// The README's examples, compiled as doc tests so the README stays true.
 #[cfg(doctest)]

@@ -119,6 +119,17 @@ pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, Error> {
     let uri: Uri = absolute
         .parse()
         .map_err(|_| refused("unparsable Location"))?;
+    // Userinfo in a `Location` is dropped, not turned into credentials: the server chose it,
+    // and `Response::url()` promises never to hold a password.
+    let uri = match uri.authority().and_then(|a| a.as_str().rsplit_once('@')) {
+        Some((_, host_port)) => {
+            let rest = uri.path_and_query().map_or("/", |p| p.as_str());
+            format!("{}://{host_port}{rest}", uri.scheme_str().unwrap_or("http"))
+                .parse()
+                .map_err(|_| refused("unparsable Location"))?
+        }
+        None => uri,
+    };
     if uri.host().is_none_or(str::is_empty) {
         return Err(refused("Location has no host"));
     }
@@ -175,6 +186,20 @@ mod tests {
         ];
         for (loc, want) in cases {
             assert_eq!(resolve(&base, loc).unwrap(), u(want), "{loc}");
+        }
+    }
+
+    #[test]
+    fn userinfo_in_a_location_is_dropped() {
+        let base = u("http://a.test/");
+        for (loc, want) in [
+            ("http://user:pw@b.test/p?q=1", "http://b.test/p?q=1"),
+            ("//u@b.test:81", "http://b.test:81/"),
+            ("https://:secret@c.test/", "https://c.test/"),
+        ] {
+            let got = resolve(&base, loc).unwrap();
+            assert_eq!(got, u(want), "{loc}");
+            assert!(!got.to_string().contains('@'), "{loc} -> {got}");
         }
     }
 

@@ -74,19 +74,49 @@ pub(crate) struct BufferSizes {
     pub(crate) output: usize,
 }
 
+/// One client's connection bookkeeping, shared by its connector and its transports.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    /// Connections opened so far.
+    opened: AtomicU64,
+    /// Connections numbered below this (in opening order) are retired: the pool's probe
+    /// reports them closed, so the next request opens a fresh one.
+    retired_below: AtomicU64,
+}
+
+impl Connections {
+    /// Connections opened so far. Only the owning client's thread writes it: Relaxed is enough.
+    pub(crate) fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Retires every connection opened so far: the next request opens a new one. Used after a
+    /// pooled connection turned out stale, since its idle siblings most likely are too.
+    pub(crate) fn retire_all(&self) {
+        self.retired_below.store(self.opened(), Ordering::Relaxed);
+    }
+
+    fn is_retired(&self, serial: u64) -> bool {
+        serial < self.retired_below.load(Ordering::Relaxed)
+    }
+}
+
 /// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
 pub(crate) fn connector(
     tls: Arc<ClientConfig>,
-    opened: Arc<AtomicU64>,
+    conns: Arc<Connections>,
     sizes: BufferSizes,
 ) -> impl Connector {
-    let chain =
-        ().chain(ConnectProxyConnector::default())
-            .chain(TcpConnector { sizes })
-            .chain(TlsConnector { config: tls, sizes });
+    let chain = ()
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector {
+            sizes,
+            conns: conns.clone(),
+        })
+        .chain(TlsConnector { config: tls, sizes });
     CountingConnector {
         inner: chain,
-        opened,
+        conns,
     }
 }
 
@@ -94,7 +124,7 @@ pub(crate) fn connector(
 #[derive(Debug)]
 pub(crate) struct CountingConnector<C> {
     inner: C,
-    opened: Arc<AtomicU64>,
+    conns: Arc<Connections>,
 }
 
 impl<C: Connector> Connector for CountingConnector<C> {
@@ -107,8 +137,7 @@ impl<C: Connector> Connector for CountingConnector<C> {
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let out = self.inner.connect(details, chained)?;
         if out.is_some() {
-            // Only this client's thread reads it: Relaxed is enough.
-            self.opened.fetch_add(1, Ordering::Relaxed);
+            self.conns.opened.fetch_add(1, Ordering::Relaxed);
         }
         Ok(out)
     }
@@ -200,6 +229,7 @@ impl Transport for TlsTransport {
 #[derive(Debug)]
 pub(crate) struct TcpConnector {
     sizes: BufferSizes,
+    conns: Arc<Connections>,
 }
 
 impl<In: Transport> Connector<In> for TcpConnector {
@@ -226,6 +256,8 @@ impl<In: Transport> Connector<In> for TcpConnector {
                     stream.set_nodelay(true)?;
                     return Ok(Some(Box::new(TcpTransport {
                         stream,
+                        serial: self.conns.opened(),
+                        conns: self.conns.clone(),
                         buffers: GrowBuffers::new(self.sizes),
                         read_timeout: None,
                         write_timeout: None,
@@ -257,6 +289,9 @@ const PROBE_FRESH: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 struct TcpTransport {
     stream: TcpStream,
+    // This connection's number in its client's opening order, and the client's bookkeeping.
+    serial: u64,
+    conns: Arc<Connections>,
     buffers: GrowBuffers,
     // The socket's current timeouts, so they are set only when they change.
     read_timeout: Option<Duration>,
@@ -309,6 +344,9 @@ impl Transport for TcpTransport {
     }
 
     fn is_open(&mut self) -> bool {
+        if self.conns.is_retired(self.serial) {
+            return false;
+        }
         if self.probed_at.is_some_and(|at| at.elapsed() < PROBE_FRESH) {
             return true;
         }
