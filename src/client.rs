@@ -27,6 +27,34 @@ use crate::transport;
 /// Hosts a client remembers before it starts over.
 const MAX_CACHED_HOSTS: usize = 256;
 
+/// FNV-1a for the client's host map: its keys are a few short `host:port` strings looked up
+/// on every call, where SipHash costs more than the rest of the lookup. The map is bounded
+/// (`MAX_CACHED_HOSTS`) and private to one client, so flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+struct BuildHostHasher;
+
+struct HostHasher(u64);
+
+impl std::hash::BuildHasher for BuildHostHasher {
+    type Hasher = HostHasher;
+
+    fn build_hasher(&self) -> HostHasher {
+        HostHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for HostHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// A client's view of one host.
 struct HostLocal {
     policy: HostPolicy,
@@ -78,7 +106,7 @@ pub struct Client {
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes `Client` `!Sync`.
     poisoned: Cell<bool>,
-    hosts: RefCell<HashMap<String, HostLocal>>,
+    hosts: RefCell<HashMap<String, HostLocal, BuildHostHasher>>,
     recorder: RefCell<Recorder>,
 }
 
@@ -151,7 +179,7 @@ impl Client {
             recorder: RefCell::new(shared.metrics.recorder()),
             shared,
             poisoned: Cell::new(false),
-            hosts: RefCell::new(HashMap::new()),
+            hosts: RefCell::new(HashMap::default()),
         }
     }
 
@@ -674,8 +702,27 @@ impl Call {
     }
 }
 
+/// `host:port` (the port always written): the name of a host in metrics, breakers, budgets
+/// and errors. Built by hand: `format!` costs more than the rest of a call's bookkeeping.
 pub(crate) fn host_key(uri: &Uri) -> String {
-    format!("{}:{}", uri.host().unwrap_or_default(), redirect::port(uri))
+    let host = uri.host().unwrap_or_default();
+    let mut key = String::with_capacity(host.len() + 6);
+    key.push_str(host);
+    key.push(':');
+    let port = redirect::port(uri);
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = port;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    key.extend(digits[i..].iter().map(|&d| char::from(d)));
+    key
 }
 
 /// Builds one request; [`send`](RequestBuilder::send) runs it.
@@ -1187,6 +1234,20 @@ impl Read for BodyReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_keys_always_name_the_port() {
+        for (url, key) in [
+            ("http://a.test/x", "a.test:80"),
+            ("https://a.test/", "a.test:443"),
+            ("http://127.0.0.1:8/", "127.0.0.1:8"),
+            ("http://h.test:65535/", "h.test:65535"),
+            ("http://h.test:0/", "h.test:0"),
+            ("http://[::1]:18080/", "[::1]:18080"),
+        ] {
+            assert_eq!(host_key(&url.parse().unwrap()), key, "{url}");
+        }
+    }
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {

@@ -155,26 +155,28 @@ impl fmt::Debug for TlsConnector {
     }
 }
 
-impl<In: Transport> Connector<In> for TlsConnector {
+// Takes the TCP connector's box as it is: boxing it again (as a generic `In` would need) puts
+// a second virtual call in front of every read, write and probe.
+impl Connector<Box<dyn Transport>> for TlsConnector {
     type Out = Box<dyn Transport>;
 
     fn connect(
         &self,
         details: &ConnectionDetails,
-        chained: Option<In>,
+        chained: Option<Box<dyn Transport>>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let Some(transport) = chained else {
             return Ok(None);
         };
         if !details.needs_tls() || transport.is_tls() {
-            return Ok(Some(transport.boxed()));
+            return Ok(Some(transport));
         }
         let host = details.uri.host().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
             .map_err(|_| ureq::Error::Tls("invalid server name for tls"))?;
         let mut conn = ClientConnection::new(self.config.clone(), name)?;
-        let mut sock = TransportAdapter::new(transport.boxed(), details.current_time.clone());
+        let mut sock = TransportAdapter::new(transport, details.current_time.clone());
         sock.set_timeout(details.timeout);
         conn.complete_io(&mut sock)?;
         let buffers = GrowBuffers::new(self.sizes);
@@ -293,16 +295,68 @@ struct TcpTransport {
     serial: u64,
     conns: Arc<Connections>,
     buffers: GrowBuffers,
-    // The socket's current timeouts, so they are set only when they change.
+    // The socket's current timeouts (SO_RCVTIMEO / SO_SNDTIMEO), see `arm`.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
     probed_at: Option<Instant>,
 }
 
-fn io_timeout(e: io::Error, reason: ureq::Timeout) -> ureq::Error {
-    match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ureq::Error::Timeout(reason),
-        _ => ureq::Error::Io(e),
+/// The socket timeout to set before blocking until `until`, or `None` to keep `current`.
+///
+/// A call's deadline shrinks as it runs and jumps back with the next call, so setting the
+/// exact remaining time would cost a `setsockopt` per read and per write. Instead a timeout
+/// already set is kept while it is no longer than what is left and at least half of it; an
+/// early expiry is re-armed by the caller (`blocking_io`), so no read or write ever blocks past
+/// `until`. A new timeout is set a sixteenth short of what is left, so the next calls of a
+/// steady worker, each with slightly more time left, keep it.
+fn arm(current: Option<Duration>, until: Option<Instant>) -> Option<Option<Duration>> {
+    let Some(until) = until else {
+        return current.is_some().then_some(None);
+    };
+    let left = until.saturating_duration_since(Instant::now());
+    // A zero timeout is refused by the socket (it means "no timeout"): wait at least 1 ms.
+    let left = left.max(Duration::from_millis(1));
+    match current {
+        Some(c) if c <= left && c >= left / 2 => None,
+        _ => Some(Some((left - left / 16).max(Duration::from_millis(1)))),
+    }
+}
+
+/// The instant a timeout handed over by ureq runs out (`None`: never).
+fn until(timeout: &NextTimeout) -> Option<Instant> {
+    (!timeout.after.is_not_happening()).then(|| Instant::now() + *timeout.after)
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Runs one blocking socket operation that must give up at `until`: arms the socket timeout
+/// with `set` (see `arm`), retries interrupted calls and expiries that came before `until`.
+fn blocking_io<T>(
+    current: &mut Option<Duration>,
+    until: Option<Instant>,
+    reason: ureq::Timeout,
+    mut set: impl FnMut(Option<Duration>) -> io::Result<()>,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Result<T, ureq::Error> {
+    loop {
+        if let Some(t) = arm(*current, until) {
+            set(t)?;
+            *current = t;
+        }
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                if until.is_none_or(|u| Instant::now() >= u) {
+                    return Err(ureq::Error::Timeout(reason));
+                }
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
@@ -313,32 +367,36 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        let t = timeout.not_zero().map(|t| *t);
-        if t != self.write_timeout {
-            self.stream.set_write_timeout(t)?;
-            self.write_timeout = t;
-        }
         self.probed_at = None;
-        let output = &self.buffers.output()[..amount];
-        (&self.stream)
-            .write_all(output)
-            .map_err(|e| io_timeout(e, timeout.reason))
+        let stream = &self.stream;
+        let mut output = &self.buffers.output()[..amount];
+        while !output.is_empty() {
+            let n = blocking_io(
+                &mut self.write_timeout,
+                until(&timeout),
+                timeout.reason,
+                |t| stream.set_write_timeout(t),
+                || (&*stream).write(output),
+            )?;
+            if n == 0 {
+                return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into()));
+            }
+            output = &output[n..];
+        }
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
-        let t = timeout.not_zero().map(|t| *t);
-        if t != self.read_timeout {
-            self.stream.set_read_timeout(t)?;
-            self.read_timeout = t;
-        }
+        let stream = &self.stream;
         let input = self.buffers.append_buf()?;
-        let amount = loop {
-            match (&self.stream).read(input) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other.map_err(|e| io_timeout(e, timeout.reason))?,
-            }
-        };
+        let amount = blocking_io(
+            &mut self.read_timeout,
+            until(&timeout),
+            timeout.reason,
+            |t| stream.set_read_timeout(t),
+            || (&*stream).read(input),
+        )?;
         self.buffers.input_appended(amount);
         Ok(amount > 0)
     }
@@ -358,6 +416,18 @@ impl Transport for TcpTransport {
 
 /// Whether an idle connection is still open: a non-blocking read must find nothing to read.
 /// Bytes (or end of stream) on an idle HTTP/1.1 connection mean it cannot be reused.
+///
+/// On Unix this is one `recv(MSG_PEEK | MSG_DONTWAIT)`, where toggling the socket's blocking
+/// mode around a read (ureq's way, and the only one std offers) costs three system calls.
+#[cfg(unix)]
+fn probe(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    let peeked = socket2::SockRef::from(stream)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+#[cfg(not(unix))]
 fn probe(mut stream: &TcpStream) -> bool {
     if stream.set_nonblocking(true).is_err() {
         return false;
@@ -486,7 +556,33 @@ pub(crate) struct CachingResolver {
     ttl: Duration,
     negative_ttl: Duration,
     // Uncontended: a client is used by one thread at a time. ureq requires `Sync`.
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// The last answer, looked up by the URL's scheme and authority as they are written: a
+    /// worker calling one host again and again needs neither a port parse nor a hash.
+    last: Option<Last>,
+    by_host: HashMap<String, Cached>,
+}
+
+struct Last {
+    https: bool,
+    authority: String,
+    addrs: ResolvedSocketAddrs,
+    /// `None` for an IP literal, which never expires.
+    until: Option<Instant>,
+}
+
+impl Cache {
+    fn last(&self, https: bool, authority: &str) -> Option<&ResolvedSocketAddrs> {
+        self.last
+            .as_ref()
+            .filter(|l| l.https == https && l.authority == authority)
+            .filter(|l| l.until.is_none_or(|u| Instant::now() < u))
+            .map(|l| &l.addrs)
+    }
 }
 
 impl CachingResolver {
@@ -494,7 +590,24 @@ impl CachingResolver {
         CachingResolver {
             ttl,
             negative_ttl,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    fn remember(
+        &self,
+        https: bool,
+        authority: &str,
+        addrs: &ResolvedSocketAddrs,
+        until: Option<Instant>,
+    ) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.last = Some(Last {
+                https,
+                authority: authority.to_owned(),
+                addrs: addrs.clone(),
+                until,
+            });
         }
     }
 
@@ -548,6 +661,16 @@ impl Resolver for CachingResolver {
         _config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if let Some(addrs) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.last(https, authority).cloned())
+        {
+            return Ok(addrs);
+        }
         let host = uri
             .host()
             .ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
@@ -556,11 +679,21 @@ impl Resolver for CachingResolver {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             out.push(SocketAddr::new(ip, port));
+            self.remember(https, authority, &out, None);
             return Ok(out);
         }
         let key = format!("{host}:{port}");
         let now = Instant::now();
-        let hit = self.cache.lock().ok().and_then(|c| c.get(&key).cloned());
+        let hit = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.by_host.get(&key).cloned());
+        if let Some(Cached::Found(addrs, until)) = &hit {
+            if now < *until {
+                self.remember(https, authority, addrs, Some(*until));
+            }
+        }
         match hit {
             Some(Cached::Found(addrs, until)) if now < until => return Ok(addrs),
             Some(Cached::NotFound(until)) if now < until => return Err(ureq::Error::HostNotFound),
@@ -582,7 +715,10 @@ impl Resolver for CachingResolver {
             Err(e) => return Err(e),
         };
         if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, entry.clone());
+            c.by_host.insert(key, entry.clone());
+        }
+        if let Cached::Found(addrs, until) = &entry {
+            self.remember(https, authority, addrs, Some(*until));
         }
         match entry {
             Cached::Found(addrs, _) => Ok(addrs),
@@ -716,7 +852,12 @@ mod tests {
         assert_eq!(a[0], "127.0.0.1:8080".parse().unwrap());
         let a = resolve(&r, "https://[::1]/").unwrap();
         assert_eq!(a[0], "[::1]:443".parse().unwrap());
-        assert!(r.cache.lock().unwrap().is_empty());
+        assert!(r.cache.lock().unwrap().by_host.is_empty());
+        // The last answer is served again without parsing: same scheme and authority only.
+        let a = resolve(&r, "https://[::1]/other").unwrap();
+        assert_eq!(a[0], "[::1]:443".parse().unwrap());
+        let a = resolve(&r, "http://[::1]/").unwrap();
+        assert_eq!(a[0], "[::1]:80".parse().unwrap());
     }
 
     #[test]
@@ -727,9 +868,12 @@ mod tests {
         let err = resolve(&r, "http://no-such-host.invalid/").unwrap_err();
         assert!(matches!(err, ureq::Error::HostNotFound));
         let cache = r.cache.lock().unwrap();
-        assert!(matches!(cache.get("localhost:9"), Some(Cached::Found(..))));
         assert!(matches!(
-            cache.get("no-such-host.invalid:80"),
+            cache.by_host.get("localhost:9"),
+            Some(Cached::Found(..))
+        ));
+        assert!(matches!(
+            cache.by_host.get("no-such-host.invalid:80"),
             Some(Cached::NotFound(_))
         ));
     }
