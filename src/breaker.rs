@@ -589,8 +589,11 @@ impl CircuitBreaker {
         if !self.config.enabled {
             return Admission::Allowed;
         }
-        let now = self.ticks(now);
         let mut word = self.state.load(Ordering::Acquire);
+        if decode(word).0 == BreakerState::Closed {
+            return Admission::Allowed;
+        }
+        let now = self.ticks(now);
         loop {
             let (state, deadline) = decode(word);
             if state == BreakerState::Closed {

@@ -64,6 +64,8 @@ struct HostLocal {
 /// What one call has done so far.
 struct CallRun {
     deadline: Instant,
+    /// When the last attempt ended (the call's start until one has).
+    last_end: Instant,
     attempts: u32,
     retries: u32,
     refused: u32,
@@ -102,11 +104,16 @@ pub struct Client {
     id: u64,
     agent: Agent,
     conns: Arc<transport::Connections>,
+    // Whether ureq enforces the deadline (through a proxy) instead of the transport.
+    ureq_timeouts: bool,
     pub(crate) shared: Arc<Shared>,
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes `Client` `!Sync`.
     poisoned: Cell<bool>,
     hosts: RefCell<HashMap<String, HostLocal, BuildHostHasher>>,
+    // The last URL authority seen (https?, authority) and its host key: a worker calling one
+    // host again and again reuses the key instead of parsing host and port each time.
+    last_host: RefCell<Option<(bool, String, String)>>,
     recorder: RefCell<Recorder>,
 }
 
@@ -128,6 +135,10 @@ impl Client {
             // Validated when the pool was built.
             crate::Proxy::Url(u) => ureq::Proxy::new(u).ok(),
         };
+        // The call's deadline and the connect timeout are enforced by the transport (see
+        // `transport::Connections`); through a proxy, whose connections ureq makes itself,
+        // ureq enforces them.
+        let ureq_timeouts = proxy.is_some();
         let config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -135,8 +146,8 @@ impl Client {
             .allow_non_standard_methods(true)
             .proxy(proxy)
             .user_agent(c.user_agent.as_str())
-            .timeout_global(Some(c.deadline))
-            .timeout_connect(Some(c.connect_timeout))
+            .timeout_global(ureq_timeouts.then_some(c.deadline))
+            .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
             .max_idle_connections(c.max_idle)
             .max_idle_connections_per_host(c.max_idle_per_host)
             .max_idle_age(c.idle_age)
@@ -144,7 +155,7 @@ impl Client {
             .output_buffer_size(c.output_buffer)
             .max_response_header_size(c.max_header_size)
             .build();
-        let conns = Arc::new(transport::Connections::default());
+        let conns = Arc::new(transport::Connections::new());
         #[cfg(feature = "fuzzing")]
         if let Some(script) = &shared.script {
             let agent = Agent::with_parts(
@@ -152,7 +163,7 @@ impl Client {
                 transport::scripted::ScriptedConnector(script.clone()),
                 transport::scripted::ScriptedResolver,
             );
-            return Client::from_agent(agent, conns, shared);
+            return Client::from_agent(agent, conns, shared, ureq_timeouts);
         }
         let agent = Agent::with_parts(
             config,
@@ -164,22 +175,30 @@ impl Client {
                     max_input: c.max_header_size,
                     output: c.output_buffer,
                 },
+                c.connect_timeout,
             ),
-            transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl),
+            transport::CachingResolver::new(c.dns_ttl, c.dns_negative_ttl, conns.clone()),
         );
-        Client::from_agent(agent, conns, shared)
+        Client::from_agent(agent, conns, shared, ureq_timeouts)
     }
 
-    fn from_agent(agent: Agent, conns: Arc<transport::Connections>, shared: Arc<Shared>) -> Client {
+    fn from_agent(
+        agent: Agent,
+        conns: Arc<transport::Connections>,
+        shared: Arc<Shared>,
+        ureq_timeouts: bool,
+    ) -> Client {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Client {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             agent,
             conns,
+            ureq_timeouts,
             recorder: RefCell::new(shared.metrics.recorder()),
             shared,
             poisoned: Cell::new(false),
             hosts: RefCell::new(HashMap::default()),
+            last_host: RefCell::new(None),
         }
     }
 
@@ -268,6 +287,20 @@ impl Client {
         b
     }
 
+    /// The host key of `uri` (see [`host_key`]), remembered for the last authority.
+    fn host_key(&self, uri: &Uri) -> String {
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if let Some((h, a, key)) = &*self.last_host.borrow() {
+            if *h == https && a == authority {
+                return key.clone();
+            }
+        }
+        let key = host_key(uri);
+        *self.last_host.borrow_mut() = Some((https, authority.to_owned(), key.clone()));
+        key
+    }
+
     /// This client's cached view of `host`: the pool's breaker and retry budget, and this
     /// client's metrics shard. One map lookup per attempt; the pool's maps are touched only the
     /// first time this client meets a host.
@@ -295,6 +328,7 @@ impl Client {
         let started = Instant::now();
         let mut run = CallRun {
             deadline: started + call.timeout,
+            last_end: started,
             attempts: 0,
             retries: 0,
             refused: 0,
@@ -303,16 +337,22 @@ impl Client {
         };
         let own_policy = call.policy.take();
         let policy = own_policy.as_ref().unwrap_or(&self.shared.config.retry);
-        self.host(&call.host).policy.budget.record_request();
-        let outcome = self.attempts(&mut call, &mut run, policy);
-        let host = self.host(&call.host);
+        // One host lookup per hop, one clock reading per attempt boundary: the call's start
+        // serves the budget, the breaker and the first attempt, each attempt's end its record.
+        let mut host = Some(self.host(&call.host));
+        if let Some(h) = &host {
+            h.policy.budget.record_request_at(started);
+        }
+        let outcome = self.attempts(&mut call, &mut run, policy, &mut host);
+        let host = host.unwrap_or_else(|| self.host(&call.host));
         let c = &host.counters;
         inc(&c.calls);
         add(&c.retries, u64::from(run.retries));
         add(&c.retries_refused, u64::from(run.refused));
         add(&c.stale_replays, u64::from(run.stale_replays));
         add(&c.redirects, u64::from(run.redirects));
-        c.call_latency.record(started.elapsed());
+        c.call_latency
+            .record(run.last_end.saturating_duration_since(started));
         match outcome {
             Ok(response) => {
                 inc(&c.successes);
@@ -335,38 +375,49 @@ impl Client {
         }
     }
 
-    fn attempts(
-        &self,
+    /// Runs the attempts of a call. `slot` holds the current hop's host (the caller looked up
+    /// the first); it is emptied when a redirect leads elsewhere and filled again here.
+    fn attempts<'a>(
+        &'a self,
         call: &mut Call,
         run: &mut CallRun,
         policy: &RetryPolicy,
+        slot: &mut Option<Ref<'a, HostLocal>>,
     ) -> Result<http::Response<ureq::Body>, Error> {
         let mut at_hop = 0u32;
         let mut stale_replayed = false;
         let mut carried = None;
         let mut backoff = None;
         loop {
-            let remaining = run.deadline.saturating_duration_since(Instant::now());
+            // The first attempt starts when the call did; later ones read the clock again.
+            let attempt_started = if run.attempts == 0 && run.redirects == 0 {
+                run.last_end
+            } else {
+                Instant::now()
+            };
+            let remaining = run.deadline.saturating_duration_since(attempt_started);
             if remaining.is_zero() {
                 return Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)));
             }
-            let host = self.host(&call.host);
+            let host = &**slot.get_or_insert_with(|| self.host(&call.host));
             let admission = carried
                 .take()
-                .unwrap_or_else(|| host.policy.breaker.admit());
+                .unwrap_or_else(|| host.policy.breaker.admit_at(attempt_started));
             if let Admission::Rejected { retry_in } = admission {
                 return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
             }
             run.attempts += 1;
             at_hop += 1;
             log::debug!("{} {}: attempt {at_hop}", call.method, call.host);
-            // The agent's own global timeout equals the default deadline, so the common case
-            // (first attempt, default deadline) needs no per-request configuration.
-            let fresh_call = run.attempts == 1 && !call.custom_timeout;
+            // Through a proxy ureq enforces the deadline: its global timeout equals the
+            // default deadline, so only later attempts and custom timeouts configure it.
+            let ureq_timeout = (self.ureq_timeouts && (run.attempts > 1 || call.custom_timeout))
+                .then_some(remaining);
+            self.conns.set_deadline(run.deadline);
             let opened_before = self.conns.opened();
-            let attempt_started = Instant::now();
-            let result = self.run_once(call, (!fresh_call).then_some(remaining));
-            let took = attempt_started.elapsed();
+            let result = self.run_once(call, ureq_timeout);
+            run.last_end = Instant::now();
+            let took = run.last_end.saturating_duration_since(attempt_started);
             let opened = self.conns.opened() - opened_before;
             let c = &host.counters;
             inc(&c.attempts);
@@ -419,7 +470,11 @@ impl Client {
                 Err(e) => AttemptOutcome::Error(e),
             };
             let failed = (self.shared.config.breaker_failure)(outcome);
-            if let Some(t) = host.policy.breaker.record(admission, !failed) {
+            if let Some(t) = host
+                .policy
+                .breaker
+                .record_at(admission, !failed, run.last_end)
+            {
                 if let Some(h) = self.shared.events() {
                     h.on_breaker_transition(&BreakerEvent {
                         host: call.host.clone(),
@@ -428,8 +483,6 @@ impl Client {
                     });
                 }
             }
-            let budget = host.policy.budget.clone();
-            drop(host);
 
             let (last, reason, server_wait) = match result {
                 Err(e) => {
@@ -446,6 +499,8 @@ impl Client {
                     let status = response.status().as_u16();
                     if let Some(hop) = self.redirect(call, &response, run.redirects)? {
                         drain(response);
+                        // The next hop may be another host.
+                        *slot = None;
                         call.follow(hop)?;
                         run.redirects += 1;
                         at_hop = 0;
@@ -486,6 +541,10 @@ impl Client {
                     None => last,
                 };
             }
+            let budget = &slot
+                .get_or_insert_with(|| self.host(&call.host))
+                .policy
+                .budget;
             if !budget.try_withdraw() {
                 run.refused += 1;
                 log::debug!(
@@ -961,7 +1020,7 @@ impl<'c> RequestBuilder<'c> {
         }
         let config = &self.client.shared.config;
         Ok(Call {
-            host: host_key(&uri),
+            host: self.client.host_key(&uri),
             method: self.method,
             uri,
             headers: self.headers,

@@ -74,17 +74,32 @@ pub(crate) struct BufferSizes {
     pub(crate) output: usize,
 }
 
-/// One client's connection bookkeeping, shared by its connector and its transports.
-#[derive(Debug, Default)]
+/// One client's connection bookkeeping, shared by its connector, resolver and transports.
+#[derive(Debug)]
 pub(crate) struct Connections {
     /// Connections opened so far.
     opened: AtomicU64,
     /// Connections numbered below this (in opening order) are retired: the pool's probe
     /// reports them closed, so the next request opens a fresh one.
     retired_below: AtomicU64,
+    /// The running call's deadline, as nanoseconds after `base` (0: none). A connection takes
+    /// it over when it is opened or taken from the pool for a call, and bounds every lookup,
+    /// connect, handshake, write and read of that call with it: ureq's own timeouts would
+    /// re-read the clock and recompute every phase's limit several times per request.
+    deadline: AtomicU64,
+    base: Instant,
 }
 
 impl Connections {
+    pub(crate) fn new() -> Connections {
+        Connections {
+            opened: AtomicU64::new(0),
+            retired_below: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+
     /// Connections opened so far. Only the owning client's thread writes it: Relaxed is enough.
     pub(crate) fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
@@ -99,6 +114,35 @@ impl Connections {
     fn is_retired(&self, serial: u64) -> bool {
         serial < self.retired_below.load(Ordering::Relaxed)
     }
+
+    /// Sets the deadline of the attempt about to run.
+    pub(crate) fn set_deadline(&self, deadline: Instant) {
+        let nanos = deadline.saturating_duration_since(self.base).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX).max(1);
+        self.deadline.store(nanos, Ordering::Relaxed);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        match self.deadline.load(Ordering::Relaxed) {
+            0 => None,
+            n => self.base.checked_add(Duration::from_nanos(n)),
+        }
+    }
+}
+
+/// The earlier of ureq's own limit for this step (when it has one) and the call's deadline,
+/// with the reason to report when it passes.
+fn limit(
+    ureq_until: Option<Instant>,
+    ureq_reason: ureq::Timeout,
+    deadline: Option<Instant>,
+) -> (Option<Instant>, ureq::Timeout) {
+    match (ureq_until, deadline) {
+        (Some(u), Some(d)) if d < u => (Some(d), ureq::Timeout::Global),
+        (Some(u), _) => (Some(u), ureq_reason),
+        (None, Some(d)) => (Some(d), ureq::Timeout::Global),
+        (None, None) => (None, ureq_reason),
+    }
 }
 
 /// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
@@ -106,12 +150,14 @@ pub(crate) fn connector(
     tls: Arc<ClientConfig>,
     conns: Arc<Connections>,
     sizes: BufferSizes,
+    connect_timeout: Duration,
 ) -> impl Connector {
     let chain = ()
         .chain(ConnectProxyConnector::default())
         .chain(TcpConnector {
             sizes,
             conns: conns.clone(),
+            connect_timeout,
         })
         .chain(TlsConnector { config: tls, sizes });
     CountingConnector {
@@ -232,6 +278,7 @@ impl Transport for TlsTransport {
 pub(crate) struct TcpConnector {
     sizes: BufferSizes,
     conns: Arc<Connections>,
+    connect_timeout: Duration,
 }
 
 impl<In: Transport> Connector<In> for TcpConnector {
@@ -246,34 +293,33 @@ impl<In: Transport> Connector<In> for TcpConnector {
             // A proxy connector already made the connection.
             return Ok(Some(t.boxed()));
         }
-        let timeout = details.timeout.not_zero().map(|t| *t);
+        let deadline = self.conns.deadline();
+        let connect_by = Instant::now() + self.connect_timeout;
+        let connect_by = until(&details.timeout).map_or(connect_by, |u| u.min(connect_by));
+        let (by, reason) = limit(Some(connect_by), ureq::Timeout::Connect, deadline);
         let mut last = None;
         for addr in details.addrs.iter() {
-            let attempt = match timeout {
-                Some(t) => TcpStream::connect_timeout(addr, t),
-                None => TcpStream::connect(addr),
-            };
-            match attempt {
+            let left = by.map_or(Duration::MAX, |b| {
+                b.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(ureq::Error::Timeout(reason));
+            }
+            match TcpStream::connect_timeout(addr, left) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
                     return Ok(Some(Box::new(TcpTransport {
                         stream,
                         serial: self.conns.opened(),
                         conns: self.conns.clone(),
+                        deadline,
                         buffers: GrowBuffers::new(self.sizes),
                         read_timeout: None,
                         write_timeout: None,
                         probed_at: None,
                     })));
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
-                }
+                Err(e) if is_timeout(&e) => return Err(ureq::Error::Timeout(reason)),
                 Err(e) => last = Some(e),
             }
         }
@@ -294,6 +340,9 @@ struct TcpTransport {
     // This connection's number in its client's opening order, and the client's bookkeeping.
     serial: u64,
     conns: Arc<Connections>,
+    // The deadline of the call this connection serves, taken over from `conns` when the
+    // connection is opened or taken from the pool.
+    deadline: Option<Instant>,
     buffers: GrowBuffers,
     // The socket's current timeouts (SO_RCVTIMEO / SO_SNDTIMEO), see `arm`.
     read_timeout: Option<Duration>,
@@ -344,6 +393,11 @@ fn blocking_io<T>(
     mut op: impl FnMut() -> io::Result<T>,
 ) -> Result<T, ureq::Error> {
     loop {
+        // A peer that keeps sending a little never lets a socket timeout expire: the limit is
+        // checked before every operation too.
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Err(ureq::Error::Timeout(reason));
+        }
         if let Some(t) = arm(*current, until) {
             set(t)?;
             *current = t;
@@ -367,14 +421,15 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
+        let (by, reason) = limit(until(&timeout), timeout.reason, self.deadline);
         self.probed_at = None;
         let stream = &self.stream;
         let mut output = &self.buffers.output()[..amount];
         while !output.is_empty() {
             let n = blocking_io(
                 &mut self.write_timeout,
-                until(&timeout),
-                timeout.reason,
+                by,
+                reason,
                 |t| stream.set_write_timeout(t),
                 || (&*stream).write(output),
             )?;
@@ -388,12 +443,13 @@ impl Transport for TcpTransport {
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
+        let (by, reason) = limit(until(&timeout), timeout.reason, self.deadline);
         let stream = &self.stream;
         let input = self.buffers.append_buf()?;
         let amount = blocking_io(
             &mut self.read_timeout,
-            until(&timeout),
-            timeout.reason,
+            by,
+            reason,
             |t| stream.set_read_timeout(t),
             || (&*stream).read(input),
         )?;
@@ -405,6 +461,8 @@ impl Transport for TcpTransport {
         if self.conns.is_retired(self.serial) {
             return false;
         }
+        // Called when the pool hands the connection to a call (and when it takes it back).
+        self.deadline = self.conns.deadline();
         if self.probed_at.is_some_and(|at| at.elapsed() < PROBE_FRESH) {
             return true;
         }
@@ -555,6 +613,7 @@ enum Cached {
 pub(crate) struct CachingResolver {
     ttl: Duration,
     negative_ttl: Duration,
+    conns: Arc<Connections>,
     // Uncontended: a client is used by one thread at a time. ureq requires `Sync`.
     cache: Mutex<Cache>,
 }
@@ -586,10 +645,11 @@ impl Cache {
 }
 
 impl CachingResolver {
-    pub(crate) fn new(ttl: Duration, negative_ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration, negative_ttl: Duration, conns: Arc<Connections>) -> Self {
         CachingResolver {
             ttl,
             negative_ttl,
+            conns,
             cache: Mutex::new(Cache::default()),
         }
     }
@@ -699,8 +759,13 @@ impl Resolver for CachingResolver {
             Some(Cached::NotFound(until)) if now < until => return Err(ureq::Error::HostNotFound),
             _ => {}
         }
-        let limit = (!timeout.after.is_not_happening()).then(|| *timeout.after);
-        let entry = match self.lookup(&key, limit) {
+        // A lookup is bounded by the call's deadline (or ureq's own limit, when it has one).
+        let (by, _) = limit(until(&timeout), timeout.reason, self.conns.deadline());
+        let left = by.map(|b| b.saturating_duration_since(now));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
+        }
+        let entry = match self.lookup(&key, left) {
             Ok(addrs) => {
                 for a in addrs.into_iter().take(16) {
                     out.push(a);
@@ -846,8 +911,74 @@ mod tests {
     }
 
     #[test]
+    fn socket_timeouts_are_kept_while_they_fit_and_never_exceed_what_is_left() {
+        let in30 = Some(Instant::now() + Duration::from_secs(30));
+        // Nothing to bound: clear a timeout that is set, leave an unset one alone.
+        assert_eq!(arm(None, None), None);
+        assert_eq!(arm(Some(Duration::from_secs(1)), None), Some(None));
+        // A new timeout is a sixteenth short of what is left ...
+        let set = arm(None, in30).unwrap().unwrap();
+        assert!(set <= Duration::from_secs(30) - Duration::from_secs(30) / 16);
+        assert!(set > Duration::from_secs(27));
+        // ... so the next calls, with a little more or less time left, keep it.
+        assert_eq!(arm(Some(set), in30), None);
+        assert_eq!(arm(Some(Duration::from_secs(16)), in30), None);
+        // Longer than what is left, or far shorter: set again.
+        assert!(arm(Some(Duration::from_secs(31)), in30).is_some());
+        assert!(arm(Some(Duration::from_secs(1)), in30).is_some());
+        // A limit already passed still gives a valid (non-zero) socket timeout.
+        let past = Some(Instant::now() - Duration::from_secs(1));
+        assert_eq!(arm(None, past), Some(Some(Duration::from_millis(1))));
+    }
+
+    #[test]
+    fn the_earlier_limit_wins_and_names_its_reason() {
+        let now = Instant::now();
+        let soon = now + Duration::from_secs(1);
+        let later = now + Duration::from_secs(2);
+        let connect = ureq::Timeout::Connect;
+        let global = ureq::Timeout::Global;
+        assert_eq!(
+            limit(Some(soon), connect, Some(later)),
+            (Some(soon), connect)
+        );
+        assert_eq!(
+            limit(Some(later), connect, Some(soon)),
+            (Some(soon), global)
+        );
+        assert_eq!(limit(None, connect, Some(soon)), (Some(soon), global));
+        assert_eq!(limit(Some(soon), connect, None), (Some(soon), connect));
+        assert_eq!(limit(None, connect, None), (None, connect));
+    }
+
+    #[test]
+    fn connections_carry_the_call_deadline_and_retire_what_was_opened() {
+        let c = Connections::new();
+        assert_eq!(c.deadline(), None);
+        let d = Instant::now() + Duration::from_millis(1500);
+        c.set_deadline(d);
+        let back = c.deadline().unwrap();
+        assert!(
+            back <= d && d - back < Duration::from_micros(1),
+            "{back:?} vs {d:?}"
+        );
+        c.opened.store(3, Ordering::Relaxed);
+        assert!(!c.is_retired(0));
+        c.retire_all();
+        assert!(c.is_retired(2));
+        assert!(
+            !c.is_retired(3),
+            "a connection opened after the retirement is fresh"
+        );
+    }
+
+    #[test]
     fn ip_literals_resolve_without_lookup() {
-        let r = CachingResolver::new(Duration::from_secs(60), Duration::from_secs(5));
+        let r = CachingResolver::new(
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Arc::new(Connections::new()),
+        );
         let a = resolve(&r, "http://127.0.0.1:8080/x").unwrap();
         assert_eq!(a[0], "127.0.0.1:8080".parse().unwrap());
         let a = resolve(&r, "https://[::1]/").unwrap();
@@ -862,7 +993,11 @@ mod tests {
 
     #[test]
     fn names_are_cached_and_failures_negatively_cached() {
-        let r = CachingResolver::new(Duration::from_secs(60), Duration::from_secs(5));
+        let r = CachingResolver::new(
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Arc::new(Connections::new()),
+        );
         let a = resolve(&r, "http://localhost:9/").unwrap();
         assert!(a.iter().all(|s| s.ip().is_loopback()));
         let err = resolve(&r, "http://no-such-host.invalid/").unwrap_err();
