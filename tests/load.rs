@@ -187,7 +187,7 @@ fn serial(test: impl FnOnce()) {
 
 #[test]
 fn gets_under_random_drops_each_end_with_exactly_one_outcome() {
-    const PER_WORKER: usize = 500;
+    const PER_WORKER: usize = 1000; // RELIABILITY.md scenario 20: 32 workers x 1000 GETs
     serial(|| {
         let server = dropping_server(0x5eed_0001);
         let pool = pool();
