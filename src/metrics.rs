@@ -1365,11 +1365,14 @@ fn latency_cell(summary: &LatencySummary, pick: fn(&LatencySummary) -> Duration)
     }
 }
 
+/// `part` of `whole` in percent, two decimals, rounded down: one failure in 100,000 calls
+/// shows as 99.99%, never as a clean 100.00%.
 fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
         "-".to_owned()
     } else {
-        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+        let hundredths = u128::from(part) * 10_000 / u128::from(whole);
+        format!("{}.{:02}%", hundredths / 100, hundredths % 100)
     }
 }
 
@@ -1488,6 +1491,17 @@ impl fmt::Display for Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages_round_down_so_a_failure_never_shows_as_100() {
+        assert_eq!(percent(102_717, 102_718), "99.99%");
+        assert_eq!(percent(5, 5), "100.00%");
+        assert_eq!(percent(1, 3), "33.33%");
+        assert_eq!(percent(2, 3), "66.66%");
+        assert_eq!(percent(0, 7), "0.00%");
+        assert_eq!(percent(0, 0), "-");
+        assert_eq!(percent(u64::MAX, u64::MAX), "100.00%");
+    }
     use std::collections::HashSet;
     use std::thread;
 
@@ -2506,7 +2520,7 @@ mod tests {
             [
                 "api.example.com",
                 "30",
-                "66.67%",
+                "66.66%",
                 "40",
                 "10",
                 "10",
