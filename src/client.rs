@@ -327,7 +327,7 @@ impl Client {
     fn execute(&self, mut call: Call) -> Result<Response, Error> {
         let started = Instant::now();
         let mut run = CallRun {
-            deadline: started + call.timeout,
+            deadline: transport::later(started, call.timeout),
             last_end: started,
             attempts: 0,
             retries: 0,
@@ -535,7 +535,7 @@ impl Client {
             };
             // Sleeps never overshoot the deadline: rather than sleep into it, give the caller
             // the last outcome now (or, for a server-requested wait, say how long it asked).
-            if Instant::now() + delay >= run.deadline {
+            if transport::later(Instant::now(), delay) >= run.deadline {
                 return match server_wait {
                     Some(wait) => Err(too_long(wait)),
                     None => last,
@@ -641,7 +641,9 @@ impl Client {
                 .build(),
             None => request,
         };
-        self.agent.run(request).map_err(|e| from_ureq(e, true))
+        self.agent
+            .run(request)
+            .map_err(|e| from_ureq(e, true).deadline_as(TimeoutPhase::Response))
     }
 }
 
@@ -850,16 +852,54 @@ fn is_credential(name: &HeaderName) -> bool {
     name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION
 }
 
-/// Replaces a URL's userinfo (which may hold a password) with `***`.
-pub(crate) fn redact_url(url: &str) -> String {
+/// Whether the authority ends in `:` and something other than a port number (the http crate
+/// reads `u:pa` as host `u` without a port).
+fn has_bad_port(uri: &Uri) -> bool {
+    let Some(auth) = uri.authority().map(|a| a.as_str()) else {
+        return false;
+    };
+    let host_port = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
+    match host_port.rsplit_once(':') {
+        // After an IPv6 literal's `]`, or the `:`s inside it.
+        Some((host, port)) if !port.contains(']') && !host.ends_with('[') => {
+            !port.is_empty() && port.parse::<u16>().is_err()
+        }
+        _ => false,
+    }
+}
+
+/// `url` with its userinfo (which may hold a password) replaced by `***`, safe to log or
+/// print. A URL that does not read cleanly (it fails to parse, has a port that is not a
+/// number, or a `#`: a password with a raw `/`, `?` or `#` in it) is hidden up to its last `@`.
+///
+/// # Examples
+///
+/// ```
+/// use http_sentinel::redact_url;
+///
+/// assert_eq!(redact_url("https://u:secret@h.test/x"), "https://***@h.test/x");
+/// assert_eq!(redact_url("http://u:pa/ss@h.test/"), "http://***@h.test/");
+/// assert_eq!(redact_url("https://h.test/users/a@b"), "https://h.test/users/a@b");
+/// ```
+pub fn redact_url(url: &str) -> String {
     let Some(rest_at) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
-    let authority_end = url[rest_at..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| rest_at + i);
-    match url[rest_at..authority_end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..rest_at], &url[rest_at + at + 1..]),
+    let clean = url
+        .parse::<Uri>()
+        .ok()
+        .filter(|u| !url.contains('#') && !has_bad_port(u));
+    let at = match clean
+        .as_ref()
+        .and_then(|u| u.authority())
+        .map(|a| a.as_str())
+    {
+        // Hidden is what the parser (and so a request) takes for userinfo.
+        Some(auth) if url[rest_at..].starts_with(auth) => auth.rfind('@').map(|i| rest_at + i),
+        _ => url.rfind('@').filter(|&i| i >= rest_at),
+    };
+    match at {
+        Some(at) => format!("{}***@{}", &url[..rest_at], &url[at + 1..]),
         None => url.to_owned(),
     }
 }
@@ -1000,15 +1040,20 @@ impl<'c> RequestBuilder<'c> {
             url.push(sep);
             url.push_str(&self.query);
         }
-        let (url, userinfo) = split_userinfo(&url);
         let uri: Uri = url
             .parse()
             .map_err(|_| Error::invalid(format!("malformed url {:?}", redact_url(&url))))?;
+        let (uri, userinfo) = split_userinfo(uri)?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(Error::invalid("url scheme must be http or https"));
         }
         if uri.host().is_none_or(str::is_empty) {
             return Err(Error::invalid("url has no host"));
+        }
+        // `http://u:pa/ss@h/` reads as host `u` with port `pa`: refuse it rather than send
+        // anything to `u`.
+        if has_bad_port(&uri) {
+            return Err(Error::invalid("url has a port that is not a number"));
         }
         if let Some(userinfo) = userinfo {
             if !self.headers.contains_key(AUTHORIZATION) {
@@ -1033,25 +1078,21 @@ impl<'c> RequestBuilder<'c> {
     }
 }
 
-/// Takes `user:pass@` out of a URL, percent-decoded, so it travels only as an `Authorization`
-/// header (subject to the cross-origin rules) and never in a `Host` header or a log line.
-fn split_userinfo(url: &str) -> (String, Option<Vec<u8>>) {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return (url.to_owned(), None);
+/// Takes `user:pass@` out of a parsed URL's authority, percent-decoded, so it travels only as
+/// an `Authorization` header (subject to the cross-origin rules) and never in a `Host` header
+/// or a log line. It works on what the URL parser took for the authority, so a password with
+/// an odd character cannot be left half in the URL.
+fn split_userinfo(uri: Uri) -> Result<(Uri, Option<Vec<u8>>), Error> {
+    let Some((info, host)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) else {
+        return Ok((uri, None));
     };
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
-        Some(at) => {
-            let info = percent_decode(&url[start..start + at]);
-            (
-                format!("{}{}", &url[..start], &url[start + at + 1..]),
-                Some(info),
-            )
-        }
-        None => (url.to_owned(), None),
-    }
+    let info = percent_decode(info);
+    let rest = uri.path_and_query().map_or("/", |p| p.as_str());
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let bare = format!("{scheme}://{host}{rest}")
+        .parse()
+        .map_err(|_| Error::invalid("malformed url"))?;
+    Ok((bare, Some(info)))
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -1213,6 +1254,7 @@ impl Response {
 
     fn body_error(&self, e: ureq::Error) -> Error {
         from_ureq(e, true)
+            .deadline_as(TimeoutPhase::Body)
             .with_host(&self.host)
             .with_attempts(self.attempts, self.redirects)
     }
@@ -1283,7 +1325,8 @@ impl Read for BodyReader {
         // truncated body's UnexpectedEof) as they are: both become the crate's Error, wrapped
         // in an io::Error of the matching kind.
         let n = self.inner.read(buf).map_err(|e| {
-            std::io::Error::from(from_ureq(ureq::Error::from(e), true).with_host(&self.host))
+            let e = from_ureq(ureq::Error::from(e), true).deadline_as(TimeoutPhase::Body);
+            std::io::Error::from(e.with_host(&self.host))
         })?;
         add(&self.counters.bytes_received, n as u64);
         Ok(n)
@@ -1325,10 +1368,17 @@ mod tests {
 
     #[test]
     fn userinfo_is_split_out_and_decoded() {
-        let (url, info) = split_userinfo("http://us%40er:p%3Ass@h.test:8/p?q@x");
-        assert_eq!(url, "http://h.test:8/p?q@x");
+        let split = |url: &str| split_userinfo(url.parse().unwrap()).unwrap();
+        let (uri, info) = split("http://us%40er:p%3Ass@h.test:8/p?q@x");
+        assert_eq!(uri, "http://h.test:8/p?q@x");
         assert_eq!(info.unwrap(), b"us@er:p:ss");
-        assert_eq!(split_userinfo("http://h.test/a@b").1, None);
+        assert_eq!(split("http://h.test/a@b").1, None);
+        // Whatever the parser takes for userinfo goes.
+        let (uri, info) = split("http://u:p:w@h.test/x");
+        assert_eq!(
+            (uri.host(), info.as_deref()),
+            (Some("h.test"), Some(&b"u:p:w"[..]))
+        );
     }
 
     #[test]
@@ -1338,6 +1388,20 @@ mod tests {
             "https://***@h.test/x"
         );
         assert_eq!(redact_url("https://h.test/x@y"), "https://h.test/x@y");
+        assert_eq!(
+            redact_url("https://h.test/?email=a@b.c"),
+            "https://h.test/?email=a@b.c"
+        );
+        // Passwords with a raw '#', '/' or '?' (URLs that do not parse) stay hidden.
+        for (url, want) in [
+            ("http://u:p#ss@h.test/", "http://***@h.test/"),
+            ("http://u:pa/ss@h.test/x", "http://***@h.test/x"),
+            ("http://u:p?ss@h.test/", "http://***@h.test/"),
+            ("http://u:a@b#c@h.test/", "http://***@h.test/"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+        assert_eq!(redact_url("no scheme u:p@h"), "no scheme u:p@h");
     }
 
     #[test]

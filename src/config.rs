@@ -92,8 +92,8 @@ impl std::fmt::Debug for Handler {
     }
 }
 
-/// Where requests go through a proxy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where requests go through a proxy. `Debug` hides a proxy URL's password.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Proxy {
     /// Connect directly; `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored.
@@ -103,6 +103,16 @@ pub enum Proxy {
     FromEnv,
     /// Use this proxy, e.g. `http://user:pass@proxy:3128`.
     Url(String),
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proxy::None => f.write_str("None"),
+            Proxy::FromEnv => f.write_str("FromEnv"),
+            Proxy::Url(u) => f.debug_tuple("Url").field(&crate::redact_url(u)).finish(),
+        }
+    }
 }
 
 impl Default for PoolConfig {
@@ -427,6 +437,17 @@ impl PoolConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_hides_a_proxy_password() {
+        let builder =
+            PoolConfig::builder().proxy(Proxy::Url("http://user:hunter2@proxy.test:3128".into()));
+        let config = builder.clone().build();
+        for shown in [format!("{builder:?}"), format!("{config:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("http://***@proxy.test:3128"), "{shown}");
+        }
+    }
 
     #[test]
     fn env_overrides_apply_and_reject_garbage() {

@@ -176,6 +176,16 @@ impl Error {
         self
     }
 
+    /// Names a deadline timeout after the phase it cut short. The transport bounds every
+    /// read by the call's deadline but cannot tell a wait for the response head from a body
+    /// read; the caller can.
+    pub(crate) fn deadline_as(mut self, phase: TimeoutPhase) -> Self {
+        if self.inner.kind == ErrorKind::Timeout(TimeoutPhase::Deadline) {
+            self.inner.kind = ErrorKind::Timeout(phase);
+        }
+        self
+    }
+
     pub(crate) fn with_host(mut self, host: &str) -> Self {
         if self.inner.host.is_none() {
             self.inner.host = Some(host.to_owned());
@@ -323,6 +333,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Connect(ConnectFailure::Unreachable) => f.write_str("host unreachable"),
             ErrorKind::Connect(ConnectFailure::Other) => f.write_str("connect failed"),
             ErrorKind::Tls(t) => write!(f, "tls failure: {t}"),
+            ErrorKind::Timeout(p @ (TimeoutPhase::Response | TimeoutPhase::Body)) => {
+                write!(f, "timed out ({p}; the request may have been processed)")
+            }
             ErrorKind::Timeout(p) => write!(f, "timed out ({p})"),
             ErrorKind::Protocol => f.write_str("http protocol error"),
             ErrorKind::Io {

@@ -35,7 +35,7 @@ mod transport;
 mod workers;
 
 pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, CircuitBreaker, Transition};
-pub use client::{Client, RequestBuilder, Response};
+pub use client::{redact_url, Client, RequestBuilder, Response};
 pub use config::{
     default_breaker_failure, AttemptOutcome, FailurePredicate, PoolConfig, PoolConfigBuilder, Proxy,
 };

@@ -131,18 +131,35 @@ impl Connections {
 }
 
 /// The earlier of ureq's own limit for this step (when it has one) and the call's deadline,
-/// with the reason to report when it passes.
+/// with the reason to report when it passes: the deadline is reported as the phase it cut
+/// short (`deadline_phase`), so that a hung server shows as a response timeout (which the
+/// breaker counts, and which says the request may have been processed) rather than as a bare
+/// deadline. A step that ureq (or the TLS connector) marks as part of connecting stays a
+/// connect timeout whichever limit ends it.
 fn limit(
     ureq_until: Option<Instant>,
     ureq_reason: ureq::Timeout,
     deadline: Option<Instant>,
+    deadline_phase: ureq::Timeout,
 ) -> (Option<Instant>, ureq::Timeout) {
+    let deadline_phase = match ureq_reason {
+        ureq::Timeout::Connect | ureq::Timeout::Resolve => ureq_reason,
+        _ => deadline_phase,
+    };
     match (ureq_until, deadline) {
-        (Some(u), Some(d)) if d < u => (Some(d), ureq::Timeout::Global),
+        (Some(u), Some(d)) if d < u => (Some(d), deadline_phase),
         (Some(u), _) => (Some(u), ureq_reason),
-        (None, Some(d)) => (Some(d), ureq::Timeout::Global),
+        (None, Some(d)) => (Some(d), deadline_phase),
         (None, None) => (None, ureq_reason),
     }
+}
+
+/// `t + d`, or a point a century later when that overflows (a `Duration::MAX` deadline).
+pub(crate) fn later(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(CENTURY))
+        .unwrap_or(t)
 }
 
 /// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
@@ -159,7 +176,11 @@ pub(crate) fn connector(
             conns: conns.clone(),
             connect_timeout,
         })
-        .chain(TlsConnector { config: tls, sizes });
+        .chain(TlsConnector {
+            config: tls,
+            sizes,
+            connect_timeout,
+        });
     CountingConnector {
         inner: chain,
         conns,
@@ -193,6 +214,7 @@ impl<C: Connector> Connector for CountingConnector<C> {
 pub(crate) struct TlsConnector {
     config: Arc<ClientConfig>,
     sizes: BufferSizes,
+    connect_timeout: Duration,
 }
 
 impl fmt::Debug for TlsConnector {
@@ -223,7 +245,17 @@ impl Connector<Box<dyn Transport>> for TlsConnector {
             .map_err(|_| ureq::Error::Tls("invalid server name for tls"))?;
         let mut conn = ClientConnection::new(self.config.clone(), name)?;
         let mut sock = TransportAdapter::new(transport, details.current_time.clone());
-        sock.set_timeout(details.timeout);
+        // The handshake is part of connecting: bounded by the connect timeout (and, through
+        // the TCP transport, by the call's deadline), and reported as a connect timeout.
+        let after = match details.timeout.not_zero() {
+            Some(t) => (*t).min(self.connect_timeout),
+            None => self.connect_timeout,
+        };
+        sock.set_timeout(NextTimeout {
+            after: after.into(),
+            reason: ureq::Timeout::Connect,
+            ..NextTimeout::default()
+        });
         conn.complete_io(&mut sock)?;
         let buffers = GrowBuffers::new(self.sizes);
         Ok(Some(Box::new(TlsTransport {
@@ -294,9 +326,14 @@ impl<In: Transport> Connector<In> for TcpConnector {
             return Ok(Some(t.boxed()));
         }
         let deadline = self.conns.deadline();
-        let connect_by = Instant::now() + self.connect_timeout;
+        let connect_by = later(Instant::now(), self.connect_timeout);
         let connect_by = until(&details.timeout).map_or(connect_by, |u| u.min(connect_by));
-        let (by, reason) = limit(Some(connect_by), ureq::Timeout::Connect, deadline);
+        let (by, reason) = limit(
+            Some(connect_by),
+            ureq::Timeout::Connect,
+            deadline,
+            ureq::Timeout::Connect,
+        );
         let mut last = None;
         for addr in details.addrs.iter() {
             let left = by.map_or(Duration::MAX, |b| {
@@ -373,7 +410,7 @@ fn arm(current: Option<Duration>, until: Option<Instant>) -> Option<Option<Durat
 
 /// The instant a timeout handed over by ureq runs out (`None`: never).
 fn until(timeout: &NextTimeout) -> Option<Instant> {
-    (!timeout.after.is_not_happening()).then(|| Instant::now() + *timeout.after)
+    (!timeout.after.is_not_happening()).then(|| later(Instant::now(), *timeout.after))
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -421,7 +458,12 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         let timeout = timeout.for_write();
-        let (by, reason) = limit(until(&timeout), timeout.reason, self.deadline);
+        let (by, reason) = limit(
+            until(&timeout),
+            timeout.reason,
+            self.deadline,
+            ureq::Timeout::SendRequest,
+        );
         self.probed_at = None;
         let stream = &self.stream;
         let mut output = &self.buffers.output()[..amount];
@@ -443,7 +485,14 @@ impl Transport for TcpTransport {
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
-        let (by, reason) = limit(until(&timeout), timeout.reason, self.deadline);
+        // Waiting for the head or reading the body: the transport cannot tell which, so the
+        // deadline is reported as such and the client names the phase (see `client.rs`).
+        let (by, reason) = limit(
+            until(&timeout),
+            timeout.reason,
+            self.deadline,
+            ureq::Timeout::Global,
+        );
         let stream = &self.stream;
         let input = self.buffers.append_buf()?;
         let amount = blocking_io(
@@ -605,7 +654,14 @@ impl Buffers for GrowBuffers {
 enum Cached {
     Found(ResolvedSocketAddrs, Instant),
     NotFound(Instant),
+    /// A lookup that outlived its call. The system resolver cannot be cancelled, so its thread
+    /// runs on; calls within the negative TTL fail at once instead of each starting another.
+    TimedOut(Instant),
 }
+
+/// Host names a client's resolver remembers before it starts over (a crawler meets unbounded
+/// hosts).
+const MAX_CACHED_NAMES: usize = 1024;
 
 /// Caches host lookups per client for a TTL, failures for a shorter one. IP literals never
 /// reach the system resolver. A lookup runs on a helper thread bounded by the call's timeout
@@ -757,10 +813,18 @@ impl Resolver for CachingResolver {
         match hit {
             Some(Cached::Found(addrs, until)) if now < until => return Ok(addrs),
             Some(Cached::NotFound(until)) if now < until => return Err(ureq::Error::HostNotFound),
+            Some(Cached::TimedOut(until)) if now < until => {
+                return Err(ureq::Error::Timeout(ureq::Timeout::Resolve))
+            }
             _ => {}
         }
         // A lookup is bounded by the call's deadline (or ureq's own limit, when it has one).
-        let (by, _) = limit(until(&timeout), timeout.reason, self.conns.deadline());
+        let (by, _) = limit(
+            until(&timeout),
+            timeout.reason,
+            self.conns.deadline(),
+            ureq::Timeout::Resolve,
+        );
         let left = by.map(|b| b.saturating_duration_since(now));
         if left.is_some_and(|l| l.is_zero()) {
             return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
@@ -771,15 +835,19 @@ impl Resolver for CachingResolver {
                     out.push(a);
                 }
                 if out.is_empty() {
-                    Cached::NotFound(now + self.negative_ttl)
+                    Cached::NotFound(later(now, self.negative_ttl))
                 } else {
-                    Cached::Found(out.clone(), now + self.ttl)
+                    Cached::Found(out.clone(), later(now, self.ttl))
                 }
             }
-            Err(ureq::Error::HostNotFound) => Cached::NotFound(now + self.negative_ttl),
+            Err(ureq::Error::HostNotFound) => Cached::NotFound(later(now, self.negative_ttl)),
+            Err(ureq::Error::Timeout(_)) => Cached::TimedOut(later(now, self.negative_ttl)),
             Err(e) => return Err(e),
         };
         if let Ok(mut c) = self.cache.lock() {
+            if c.by_host.len() >= MAX_CACHED_NAMES {
+                c.by_host.clear();
+            }
             c.by_host.insert(key, entry.clone());
         }
         if let Cached::Found(addrs, until) = &entry {
@@ -788,6 +856,7 @@ impl Resolver for CachingResolver {
         match entry {
             Cached::Found(addrs, _) => Ok(addrs),
             Cached::NotFound(_) => Err(ureq::Error::HostNotFound),
+            Cached::TimedOut(_) => Err(ureq::Error::Timeout(ureq::Timeout::Resolve)),
         }
     }
 }
@@ -936,19 +1005,43 @@ mod tests {
         let now = Instant::now();
         let soon = now + Duration::from_secs(1);
         let later = now + Duration::from_secs(2);
-        let connect = ureq::Timeout::Connect;
-        let global = ureq::Timeout::Global;
+        let (connect, global, recv) = (
+            ureq::Timeout::Connect,
+            ureq::Timeout::Global,
+            ureq::Timeout::RecvResponse,
+        );
+        let send = ureq::Timeout::SendRequest;
+        // ureq's own limit first: its reason.
         assert_eq!(
-            limit(Some(soon), connect, Some(later)),
-            (Some(soon), connect)
+            limit(Some(soon), recv, Some(later), send),
+            (Some(soon), recv)
+        );
+        assert_eq!(limit(Some(soon), recv, None, send), (Some(soon), recv));
+        // The deadline first: the phase it cut short ...
+        assert_eq!(
+            limit(Some(later), global, Some(soon), send),
+            (Some(soon), send)
         );
         assert_eq!(
-            limit(Some(later), connect, Some(soon)),
+            limit(None, global, Some(soon), global),
             (Some(soon), global)
         );
-        assert_eq!(limit(None, connect, Some(soon)), (Some(soon), global));
-        assert_eq!(limit(Some(soon), connect, None), (Some(soon), connect));
-        assert_eq!(limit(None, connect, None), (None, connect));
+        // ... except while connecting, which stays a connect timeout.
+        assert_eq!(
+            limit(Some(later), connect, Some(soon), send),
+            (Some(soon), connect)
+        );
+        assert_eq!(limit(None, connect, None, send), (None, connect));
+    }
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(later(now, Duration::MAX) > now + Duration::from_secs(3600 * 24 * 365));
     }
 
     #[test]

@@ -204,9 +204,20 @@ fn header_with_crlf_or_nul_is_rejected_before_anything_is_sent() {
         "ftp://127.0.0.1/".to_owned(),
         "http://".to_owned(),
         "not a url".to_owned(),
+        // A password with a raw '/' or '#' makes the URL read as host "u", port "pa".
+        "http://u:pa/ss@127.0.0.1/".to_owned(),
+        "http://u:pa#ss@127.0.0.1/".to_owned(),
     ] {
         let err = client.get(&url).send().unwrap_err();
         assert!(err.is_invalid_request(), "{url:?}: {err}");
+        assert!(
+            !err.to_string().contains("ss@"),
+            "{url:?}: password shown: {err}"
+        );
+        assert!(
+            !format!("{:?}", client.get(&url)).contains("ss@"),
+            "{url:?}"
+        );
     }
     assert!(client
         .request("GE T", &server.url("/"))

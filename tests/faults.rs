@@ -821,6 +821,64 @@ fn server_that_never_answers_hits_the_call_deadline_without_retries() {
 }
 
 #[test]
+fn a_stalled_post_times_out_waiting_for_the_response_and_may_have_been_processed() {
+    scenario(|| {
+        let deadline = Duration::from_millis(300);
+        let server = server("/stall", Behaviour::Stall);
+        let pool = pool(config().deadline(deadline));
+        let client = pool.checkout().unwrap();
+        let err = client
+            .post(&server.url("/stall"))
+            .body("charge=10")
+            .send()
+            .unwrap_err();
+        // The request was written and the server read it: the deadline cut short the wait
+        // for the response, and a caller must not assume the charge did not happen.
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Timeout(TimeoutPhase::Response),
+            "{err:?}"
+        );
+        assert!(err.may_have_been_processed(), "{err:?}");
+        assert!(err.to_string().contains("may have been processed"), "{err}");
+        assert_eq!(server.requests_to("/stall"), 1);
+        assert_next_request_succeeds(&client, &server);
+    });
+}
+
+#[test]
+fn a_hung_host_trips_its_breaker() {
+    scenario(|| {
+        let server = server("/stall", Behaviour::Stall);
+        let pool = pool(
+            config()
+                .deadline(Duration::from_millis(100))
+                .retry(RetryPolicy::none())
+                .breaker(
+                    BreakerConfig::new()
+                        .min_calls(3)
+                        .failure_ratio(0.5)
+                        .break_duration(Duration::from_secs(60)),
+                ),
+        );
+        let client = pool.checkout().unwrap();
+        for _ in 0..3 {
+            let err = client.get(&server.url("/stall")).send().unwrap_err();
+            assert_eq!(
+                err.kind(),
+                &ErrorKind::Timeout(TimeoutPhase::Response),
+                "{err:?}"
+            );
+        }
+        // Timeouts waiting for a response count against the host: the breaker is open and
+        // the next call fails at once, without reaching the server.
+        let err = client.get(&server.url("/stall")).send().unwrap_err();
+        assert!(err.is_circuit_open(), "{err:?}");
+        assert_eq!(server.requests_to("/stall"), 3);
+    });
+}
+
+#[test]
 fn dripping_server_hits_the_call_deadline() {
     scenario(|| {
         // One byte every 200 ms: each read makes progress, so only an overall deadline ends it.

@@ -13,8 +13,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use http_sentinel::{
-    BreakerConfig, Client, ClientPool, Error, JobHandle, PoolConfig, RetryPolicy, SubmitError,
-    WorkerPool,
+    redact_url, BreakerConfig, Client, ClientPool, Error, JobHandle, PoolConfig, RetryPolicy,
+    SubmitError, WorkerPool,
 };
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
@@ -253,7 +253,7 @@ impl Serialize for Record {
 fn fetch(client: &Client, line: usize, url: &str) -> Record {
     let started = Instant::now();
     let ms = |started: Instant| started.elapsed().as_millis() as u64;
-    let shown = redact(url);
+    let shown = redact_url(url);
     let response = match client.get(url).send() {
         Ok(r) => r,
         Err(e) => return Record::from_error(line, shown, &e, ms(started)),
@@ -282,19 +282,6 @@ fn fetch(client: &Client, line: usize, url: &str) -> Record {
 }
 
 /// Replaces a URL's `user:password@` with `***@`: the output must not carry credentials.
-fn redact(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    match url[start..end].rfind('@') {
-        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
-        None => url.to_owned(),
-    }
-}
-
 /// What the reader hands the writer, in input order.
 enum Item {
     Pending {
@@ -387,10 +374,12 @@ fn read_input(
                     let _ = tx.send(Item::InputError(e));
                     return;
                 }
-                let url = String::from_utf8_lossy(&buf[..80]).into_owned() + "...";
+                // Redacted before it is cut short: a password past the cut must not show.
+                let url = redact_url(&String::from_utf8_lossy(&buf));
+                let cut = url.char_indices().nth(80).map_or(url.len(), |(i, _)| i);
                 Item::Done(Record {
                     line,
-                    url: redact(&url),
+                    url: format!("{}...", &url[..cut]),
                     status: None,
                     bytes: 0,
                     attempts: 0,
@@ -408,7 +397,7 @@ fn read_input(
                     continue;
                 }
                 let url = url.to_owned();
-                let shown = redact(&url);
+                let shown = redact_url(&url);
                 let mut job = move |client: &Client| fetch(client, line, &url);
                 // Each wait ends when a worker takes a job, and every job is bounded by the
                 // URL deadline, so this loop always moves on; it stops when the pool shuts.
