@@ -66,6 +66,7 @@ pub struct BreakerConfig {
     min_calls: u32,
     window: Duration,
     break_duration: Duration,
+    probe_lease: Duration,
 }
 
 impl BreakerConfig {
@@ -88,6 +89,7 @@ impl BreakerConfig {
             min_calls: 10,
             window: Duration::from_secs(10),
             break_duration: Duration::from_secs(5),
+            probe_lease: Duration::ZERO,
         }
     }
 
@@ -189,8 +191,9 @@ impl BreakerConfig {
     }
 
     /// How long an open breaker rejects calls before it lets one probe through. It is also the
-    /// probe's lease: a probe whose result is not recorded within it counts as lost, and the
-    /// next caller gets a new probe. Defaults to 5 s.
+    /// probe's lease unless [`probe_lease`](Self::probe_lease) is longer: a probe whose result
+    /// is not recorded within it counts as lost, and the next caller gets a new probe. Defaults
+    /// to 5 s.
     ///
     /// # Panics
     ///
@@ -210,6 +213,31 @@ impl BreakerConfig {
         assert!(!d.is_zero(), "break_duration must be positive");
         self.break_duration = d;
         self
+    }
+
+    /// The least time a half-open probe may take before it counts as lost and another caller
+    /// gets a probe; the lease is the longer of this and the break duration. A
+    /// [`ClientPool`](crate::ClientPool) raises it to its call deadline, so a slow probe is
+    /// never joined by a second one. Defaults to zero (the break duration alone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::BreakerConfig;
+    ///
+    /// let config = BreakerConfig::new().probe_lease(Duration::from_secs(30));
+    /// assert_eq!(config.get_probe_lease(), Duration::from_secs(30));
+    /// ```
+    #[must_use]
+    pub const fn probe_lease(mut self, d: Duration) -> Self {
+        self.probe_lease = d;
+        self
+    }
+
+    /// The least probe lease; see [`probe_lease`](Self::probe_lease).
+    pub const fn get_probe_lease(&self) -> Duration {
+        self.probe_lease
     }
 
     /// Whether breakers built from this configuration are active.
@@ -453,6 +481,7 @@ pub struct CircuitBreaker {
     /// Zero point of every tick count.
     base: Instant,
     break_ticks: u64,
+    lease_ticks: u64,
     bucket_ticks: u64,
     /// Packed state and deadline; see `TAG_BITS`.
     state: AtomicU64,
@@ -489,6 +518,7 @@ impl CircuitBreaker {
         let bucket_ticks = (duration_ticks(config.window) / BUCKETS as u64).max(1);
         Self {
             break_ticks: duration_ticks(config.break_duration),
+            lease_ticks: duration_ticks(config.break_duration.max(config.probe_lease)),
             bucket_ticks,
             config,
             name: name.into(),
@@ -606,7 +636,7 @@ impl CircuitBreaker {
             }
             // The break (or a lost probe's lease) is over: whoever swaps in a new lease is the
             // probe; everyone who loses the race re-reads and is rejected by that lease.
-            let lease = encode(TAG_HALF_OPEN, now.saturating_add(self.break_ticks));
+            let lease = encode(TAG_HALF_OPEN, now.saturating_add(self.lease_ticks));
             match self
                 .state
                 .compare_exchange(word, lease, Ordering::AcqRel, Ordering::Acquire)
@@ -1188,6 +1218,21 @@ mod tests {
             None
         );
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_probe_lease_longer_than_the_break_keeps_a_slow_probe_alone() {
+        let b = CircuitBreaker::new(BreakerConfig::new().probe_lease(30 * SECOND));
+        let t0 = Instant::now();
+        trip(&b, t0);
+        let first = t0 + 5 * SECOND;
+        assert_eq!(b.admit_at(first), Admission::Probe);
+        // Past the break duration, within the lease: the probe is still out.
+        assert_eq!(
+            b.admit_at(first + 29 * SECOND),
+            Admission::Rejected { retry_in: SECOND }
+        );
+        assert_eq!(b.admit_at(first + 30 * SECOND), Admission::Probe);
     }
 
     #[test]

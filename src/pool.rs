@@ -140,7 +140,13 @@ impl ClientPool {
             inner: Arc::new(PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
                 shared: Arc::new(Shared {
-                    breakers: Breakers::new(config.breaker.clone()),
+                    // A probe may take the whole call deadline: until then it is not lost.
+                    breakers: Breakers::new(
+                        config
+                            .breaker
+                            .clone()
+                            .probe_lease(config.breaker.get_probe_lease().max(config.deadline)),
+                    ),
                     budgets: RwLock::new(HashMap::new()),
                     metrics: Arc::new(Registry::new()),
                     #[cfg(feature = "fuzzing")]
