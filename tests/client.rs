@@ -281,3 +281,43 @@ fn per_request_timeout_overrides_the_deadline() {
         started.elapsed()
     );
 }
+
+#[cfg(feature = "json")]
+#[test]
+fn json_bodies_go_out_with_their_content_type_and_come_back_typed() {
+    use serde_json::{json, Value};
+    let server = MockServer::start();
+    let mock = server.mock(|when, then| {
+        when.method(POST)
+            .path("/orders")
+            .header("content-type", "application/json")
+            .json_body(json!({"qty": 2, "item": "a\"b"}));
+        then.status(201)
+            .header("content-type", "application/json")
+            .body(r#"{"id": 7, "tags": ["x"]}"#);
+    });
+    let bad = server.mock(|when, then| {
+        when.path("/bad");
+        then.status(200).body("{not json");
+    });
+    let pool = pool();
+    let client = pool.checkout().unwrap();
+    let reply: Value = client
+        .post(&server.url("/orders"))
+        .json(&json!({"qty": 2, "item": "a\"b"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(reply, json!({"id": 7, "tags": ["x"]}));
+    mock.assert_hits(1);
+
+    let err = client
+        .get(&server.url("/bad"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Protocol, "{err:?}");
+    bad.assert_hits(1);
+}

@@ -555,8 +555,10 @@ fn broken_framing_gives_typed_errors_and_is_not_retried() {
             assert_eq!(server.requests_to(path), 1, "{path} retried");
         }
         // A protocol error retires the client; the pool hands out a healthy one.
+        let retired = client.id();
         drop(client);
         let client = pool.checkout().unwrap();
+        assert_ne!(client.id(), retired, "the poisoned client came back");
         assert_next_request_succeeds(&client, &server);
     });
 }

@@ -68,6 +68,16 @@ struct TlsServer {
 
 impl TlsServer {
     fn start(cert: CertificateDer<'static>, key: &KeyPair) -> TlsServer {
+        Self::answering(
+            cert,
+            key,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nsecure".to_vec(),
+        )
+    }
+
+    /// A server that answers every request with `response`.
+    fn answering(cert: CertificateDer<'static>, key: &KeyPair, response: Vec<u8>) -> TlsServer {
+        let response = Arc::new(response);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let config = Arc::new(
@@ -87,6 +97,7 @@ impl TlsServer {
             for tcp in listener.incoming().flatten() {
                 count.fetch_add(1, Ordering::SeqCst);
                 let config = config.clone();
+                let response = response.clone();
                 std::thread::spawn(move || {
                     tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
                     let conn = rustls::ServerConnection::new(config).unwrap();
@@ -99,9 +110,7 @@ impl TlsServer {
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    let _ = tls.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nsecure",
-                    );
+                    let _ = tls.write_all(&response);
                     tls.conn.send_close_notify();
                     let _ = tls.flush();
                 });
@@ -289,7 +298,68 @@ fn a_server_offering_only_tls_1_0_or_1_1_is_refused() {
             .send()
             .unwrap_err();
         assert_eq!(tls_kind(&err), TlsFailure::Handshake, "{version}: {err}");
+        // The cause: the server could not agree on a protocol version (rustls offers 1.2+).
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|c| c.contains("ProtocolVersion")),
+            "{version}: {cause:?}"
+        );
         assert_eq!(err.attempts(), 1);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// RELIABILITY.md scenario 17: an https origin redirecting to plain http.
+#[test]
+fn a_redirect_from_https_to_http_is_refused_and_nothing_reaches_the_http_side() {
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    // The peers the http side accepted, in order.
+    let reached = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = reached.clone();
+    std::thread::spawn(move || {
+        for (_, peer) in std::iter::from_fn(|| plain.accept().ok()) {
+            log.lock().unwrap().push(peer);
+        }
+    });
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"], false);
+    let redirect = format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{plain_port}/downgraded\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    let server = TlsServer::answering(cert, &key, redirect.into_bytes());
+    let pool = pool_trusting(&[&ca.pem()]);
+    let client = pool.checkout().unwrap();
+    let err = client
+        .get(&server.url("localhost"))
+        .header("authorization", "Bearer SECRET")
+        .send()
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::RedirectRefused(_)),
+        "{err:?}"
+    );
+    assert!(err.is_redirect());
+    assert!(!err.to_string().contains("SECRET"), "{err}");
+    assert_eq!(err.attempts(), 1, "a refused redirect is not retried");
+    // Connections are accepted in order: once a control connection made now has been
+    // accepted, any connection the client made would have been accepted before it.
+    let control = std::net::TcpStream::connect(("127.0.0.1", plain_port)).unwrap();
+    let control = control.local_addr().unwrap();
+    let limit = Instant::now() + Duration::from_secs(5);
+    while !reached.lock().unwrap().contains(&control) {
+        assert!(
+            Instant::now() < limit,
+            "the control connection was never accepted"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        *reached.lock().unwrap(),
+        [control],
+        "the client connected to the http side"
+    );
 }
