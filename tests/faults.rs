@@ -7,7 +7,6 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http_sentinel::{
@@ -17,29 +16,11 @@ use http_sentinel::{
 
 mod support;
 
+use support::scenario;
 use support::server::{Behaviour, ChunkFault, LoggedRequest, Reply, TestServer};
 
 /// Slack allowed past a deadline: scheduling, not a performance target.
 const MARGIN: Duration = Duration::from_millis(1500);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Runs one scenario alone and checks that its sockets are all closed once the scenario's
-/// server, pool and clients are dropped.
-fn scenario(test: impl FnOnce()) {
-    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    let before = open_fds();
-    test();
-    let after = open_fds();
-    assert_eq!(after, before, "file descriptors leaked by the scenario");
-}
-
-/// Open file descriptors of this process (`None` where `/proc` is not available).
-fn open_fds() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd")
-        .ok()
-        .map(|dir| dir.count())
-}
 
 /// Backoff short and predictable enough for tests; 3 attempts.
 fn fast() -> RetryPolicy {

@@ -15,6 +15,7 @@ use http_sentinel::{
 
 mod support;
 
+use support::scenario;
 use support::server::{Behaviour, LoggedRequest, Reply, TestServer};
 
 fn config() -> PoolConfigBuilder {
@@ -57,53 +58,57 @@ fn only(server: &TestServer, path: &str) -> LoggedRequest {
 
 #[test]
 fn redirect_loop_fails_after_the_hop_limit_and_is_not_retried() {
-    let server = TestServer::builder()
-        .route("/loop", redirect(302, "/loop"))
-        .route("/a", redirect(307, "/b"))
-        .route("/b", redirect(308, "/a"))
-        .route("/ok", Behaviour::Respond(Reply::text(200, "ok")))
-        .start();
-    let pool = pool(config().max_redirects(5));
-    let client = pool.checkout().unwrap();
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/loop", redirect(302, "/loop"))
+            .route("/a", redirect(307, "/b"))
+            .route("/b", redirect(308, "/a"))
+            .route("/ok", Behaviour::Respond(Reply::text(200, "ok")))
+            .start();
+        let pool = pool(config().max_redirects(5));
+        let client = pool.checkout().unwrap();
 
-    let err = client
-        .get(&server.url("/loop"))
-        .header("x-request-id", "loop")
-        .send()
-        .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(5), "{err:?}");
-    assert!(err.is_redirect());
-    assert_eq!(err.redirects(), 5);
-    // The first request and five hops, once: no retry of the chain.
-    let sent = logged(&server, "/loop");
-    assert_eq!(sent.len(), 6);
-    assert!(sent
-        .iter()
-        .all(|r| r.header("x-request-id") == Some("loop")));
+        let err = client
+            .get(&server.url("/loop"))
+            .header("x-request-id", "loop")
+            .send()
+            .unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(5), "{err:?}");
+        assert!(err.is_redirect());
+        assert_eq!(err.redirects(), 5);
+        // The first request and five hops, once: no retry of the chain.
+        let sent = logged(&server, "/loop");
+        assert_eq!(sent.len(), 6);
+        assert!(sent
+            .iter()
+            .all(|r| r.header("x-request-id") == Some("loop")));
 
-    let err = client.post(&server.url("/a")).body("b").send().unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(5), "{err:?}");
-    assert_eq!(server.requests_to("/a") + server.requests_to("/b"), 6);
+        let err = client.post(&server.url("/a")).body("b").send().unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(5), "{err:?}");
+        assert_eq!(server.requests_to("/a") + server.requests_to("/b"), 6);
 
-    let response = client.get(&server.url("/ok")).send().unwrap();
-    assert_eq!(response.text().unwrap(), "ok");
+        let response = client.get(&server.url("/ok")).send().unwrap();
+        assert_eq!(response.text().unwrap(), "ok");
+    });
 }
 
 #[test]
 fn max_redirects_zero_returns_the_redirect_as_is() {
-    let server = TestServer::builder()
-        .route("/loop", redirect(302, "/loop"))
-        .start();
-    let pool = pool(config().max_redirects(0));
-    let response = pool
-        .checkout()
-        .unwrap()
-        .get(&server.url("/loop"))
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 302);
-    assert_eq!(response.header("location"), Some("/loop"));
-    assert_eq!(server.request_count(), 1);
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/loop", redirect(302, "/loop"))
+            .start();
+        let pool = pool(config().max_redirects(0));
+        let response = pool
+            .checkout()
+            .unwrap()
+            .get(&server.url("/loop"))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 302);
+        assert_eq!(response.header("location"), Some("/loop"));
+        assert_eq!(server.request_count(), 1);
+    });
 }
 
 // 16. Credentials and other origins
@@ -156,78 +161,84 @@ fn two_origins(first: u16, second: u16) -> (TestServer, TestServer) {
 
 #[test]
 fn credentials_are_not_sent_to_another_origin_nor_restored_when_the_chain_returns() {
-    let (a, b) = two_origins(302, 307);
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let mut request = client
-        .get(&a.url("/start"))
-        .sensitive_header("x-secret")
-        .header("x-trace", "t-1");
-    for (name, value) in SECRETS {
-        request = request.header(name, value);
-    }
-    let response = request.sensitive_header("x-api-key").send().unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.redirects(), 2);
-    assert_eq!(response.url(), a.url("/back"));
-    let echoed = response.text().unwrap();
-    assert!(!echoed.contains("s3cret"), "{echoed}");
+    scenario(|| {
+        let (a, b) = two_origins(302, 307);
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let mut request = client
+            .get(&a.url("/start"))
+            .sensitive_header("x-secret")
+            .header("x-trace", "t-1");
+        for (name, value) in SECRETS {
+            request = request.header(name, value);
+        }
+        let response = request.sensitive_header("x-api-key").send().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.redirects(), 2);
+        assert_eq!(response.url(), a.url("/back"));
+        let echoed = response.text().unwrap();
+        assert!(!echoed.contains("s3cret"), "{echoed}");
 
-    // The first origin got everything the caller set.
-    let start = only(&a, "/start");
-    for (name, value) in SECRETS {
-        assert_eq!(start.header(name), Some(value), "{name}");
-    }
-    assert_no_secrets(&only(&b, "/hop"), "the other origin");
-    assert_no_secrets(&only(&a, "/back"), "the first origin, later in the chain");
+        // The first origin got everything the caller set.
+        let start = only(&a, "/start");
+        for (name, value) in SECRETS {
+            assert_eq!(start.header(name), Some(value), "{name}");
+        }
+        assert_no_secrets(&only(&b, "/hop"), "the other origin");
+        assert_no_secrets(&only(&a, "/back"), "the first origin, later in the chain");
+    });
 }
 
 #[test]
 fn url_credentials_are_not_sent_to_another_origin() {
-    let (a, b) = two_origins(301, 302);
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let with_userinfo = a
-        .url("/start")
-        .replacen("http://", "http://user:pa%20ss@", 1);
-    let response = client
-        .get(&with_userinfo)
-        .header("x-trace", "t-1")
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(!response.url().contains("user"), "{}", response.url());
-    let _ = response.text().unwrap();
+    scenario(|| {
+        let (a, b) = two_origins(301, 302);
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let with_userinfo = a
+            .url("/start")
+            .replacen("http://", "http://user:pa%20ss@", 1);
+        let response = client
+            .get(&with_userinfo)
+            .header("x-trace", "t-1")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(!response.url().contains("user"), "{}", response.url());
+        let _ = response.text().unwrap();
 
-    // "user:pa ss" in base64.
-    assert_eq!(
-        only(&a, "/start").header("authorization"),
-        Some("Basic dXNlcjpwYSBzcw==")
-    );
-    assert_no_secrets(&only(&b, "/hop"), "the other origin");
-    assert_no_secrets(&only(&a, "/back"), "the first origin, later in the chain");
+        // "user:pa ss" in base64.
+        assert_eq!(
+            only(&a, "/start").header("authorization"),
+            Some("Basic dXNlcjpwYSBzcw==")
+        );
+        assert_no_secrets(&only(&b, "/hop"), "the other origin");
+        assert_no_secrets(&only(&a, "/back"), "the first origin, later in the chain");
+    });
 }
 
 #[test]
 fn credentials_follow_a_redirect_within_the_same_origin() {
-    // The control case: the same headers do reach a same-origin target.
-    let (a, _b) = two_origins(302, 302);
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let mut request = client
-        .get(&a.url("/same"))
-        .sensitive_header("x-secret")
-        .header("x-trace", "t-1");
-    for (name, value) in SECRETS {
-        request = request.header(name, value);
-    }
-    let response = request.sensitive_header("x-api-key").send().unwrap();
-    assert_eq!(response.redirects(), 1);
-    let _ = response.text().unwrap();
-    let back = only(&a, "/back");
-    for (name, value) in SECRETS {
-        assert_eq!(back.header(name), Some(value), "{name}");
-    }
+    scenario(|| {
+        // The control case: the same headers do reach a same-origin target.
+        let (a, _b) = two_origins(302, 302);
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let mut request = client
+            .get(&a.url("/same"))
+            .sensitive_header("x-secret")
+            .header("x-trace", "t-1");
+        for (name, value) in SECRETS {
+            request = request.header(name, value);
+        }
+        let response = request.sensitive_header("x-api-key").send().unwrap();
+        assert_eq!(response.redirects(), 1);
+        let _ = response.text().unwrap();
+        let back = only(&a, "/back");
+        for (name, value) in SECRETS {
+            assert_eq!(back.header(name), Some(value), "{name}");
+        }
+    });
 }
 
 // Methods and bodies across redirects
@@ -242,146 +253,154 @@ fn method_server() -> TestServer {
 
 #[test]
 fn see_other_and_friends_turn_into_a_get_without_body() {
-    let server = method_server();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    for status in [301, 302, 303] {
-        let response = client
-            .post(&server.url(&format!("/{status}")))
-            .header("content-type", "application/json")
-            .body("{\"order\":1}")
-            .send()
-            .unwrap();
-        assert_eq!(response.redirects(), 1, "{status}");
-        assert_eq!(response.header("x-echo-method"), Some("GET"), "{status}");
-        assert_eq!(response.text().unwrap(), "", "{status}");
-    }
-    let targets = logged(&server, "/echo");
-    assert_eq!(targets.len(), 3);
-    for target in &targets {
-        assert_eq!(target.method, "GET");
-        assert!(target.body.is_empty());
-        assert_eq!(target.header("content-type"), None);
-        assert!(matches!(target.header("content-length"), None | Some("0")));
-        assert_eq!(target.header("transfer-encoding"), None);
-    }
-    for origin in logged(&server, "/301")
-        .iter()
-        .chain(&logged(&server, "/302"))
-        .chain(&logged(&server, "/303"))
-    {
-        assert_eq!(origin.method, "POST");
-        assert_eq!(origin.body, b"{\"order\":1}");
-    }
+    scenario(|| {
+        let server = method_server();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        for status in [301, 302, 303] {
+            let response = client
+                .post(&server.url(&format!("/{status}")))
+                .header("content-type", "application/json")
+                .body("{\"order\":1}")
+                .send()
+                .unwrap();
+            assert_eq!(response.redirects(), 1, "{status}");
+            assert_eq!(response.header("x-echo-method"), Some("GET"), "{status}");
+            assert_eq!(response.text().unwrap(), "", "{status}");
+        }
+        let targets = logged(&server, "/echo");
+        assert_eq!(targets.len(), 3);
+        for target in &targets {
+            assert_eq!(target.method, "GET");
+            assert!(target.body.is_empty());
+            assert_eq!(target.header("content-type"), None);
+            assert!(matches!(target.header("content-length"), None | Some("0")));
+            assert_eq!(target.header("transfer-encoding"), None);
+        }
+        for origin in logged(&server, "/301")
+            .iter()
+            .chain(&logged(&server, "/302"))
+            .chain(&logged(&server, "/303"))
+        {
+            assert_eq!(origin.method, "POST");
+            assert_eq!(origin.body, b"{\"order\":1}");
+        }
+    });
 }
 
 #[test]
 fn temporary_and_permanent_redirects_resend_method_and_body() {
-    let server = method_server();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    for (status, method) in [(307, "POST"), (308, "POST"), (307, "PUT"), (308, "DELETE")] {
-        let response = client
-            .request(method, &server.url(&format!("/{status}")))
-            .header("content-type", "text/plain")
-            .body(format!("{method} body via {status}"))
-            .send()
-            .unwrap();
-        assert_eq!(response.redirects(), 1, "{status}");
-        assert_eq!(response.header("x-echo-method"), Some(method), "{status}");
-        assert_eq!(response.header("content-type"), Some("text/plain"));
-        assert_eq!(
-            response.text().unwrap(),
-            format!("{method} body via {status}")
-        );
-    }
-    assert_eq!(server.requests_to("/echo"), 4);
+    scenario(|| {
+        let server = method_server();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        for (status, method) in [(307, "POST"), (308, "POST"), (307, "PUT"), (308, "DELETE")] {
+            let response = client
+                .request(method, &server.url(&format!("/{status}")))
+                .header("content-type", "text/plain")
+                .body(format!("{method} body via {status}"))
+                .send()
+                .unwrap();
+            assert_eq!(response.redirects(), 1, "{status}");
+            assert_eq!(response.header("x-echo-method"), Some(method), "{status}");
+            assert_eq!(response.header("content-type"), Some("text/plain"));
+            assert_eq!(
+                response.text().unwrap(),
+                format!("{method} body via {status}")
+            );
+        }
+        assert_eq!(server.requests_to("/echo"), 4);
+    });
 }
 
 #[test]
 fn streamed_body_and_a_307_is_a_clear_error_and_nothing_is_resent() {
-    let server = method_server();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    for status in [307, 308] {
-        let err = client
-            .post(&server.url(&format!("/{status}")))
+    scenario(|| {
+        let server = method_server();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        for status in [307, 308] {
+            let err = client
+                .post(&server.url(&format!("/{status}")))
+                .body_reader(Cursor::new(b"streamed once".to_vec()))
+                .send()
+                .unwrap_err();
+            assert!(
+                matches!(err.kind(), ErrorKind::RedirectRefused(why) if why.contains("streamed")),
+                "{err:?}"
+            );
+            assert!(err.is_redirect());
+            assert_eq!(only(&server, &format!("/{status}")).body, b"streamed once");
+        }
+        assert_eq!(server.requests_to("/echo"), 0);
+
+        // A 303 drops the body anyway, so a streamed request may follow it.
+        let response = client
+            .post(&server.url("/303"))
             .body_reader(Cursor::new(b"streamed once".to_vec()))
             .send()
-            .unwrap_err();
-        assert!(
-            matches!(err.kind(), ErrorKind::RedirectRefused(why) if why.contains("streamed")),
-            "{err:?}"
-        );
-        assert!(err.is_redirect());
-        assert_eq!(only(&server, &format!("/{status}")).body, b"streamed once");
-    }
-    assert_eq!(server.requests_to("/echo"), 0);
-
-    // A 303 drops the body anyway, so a streamed request may follow it.
-    let response = client
-        .post(&server.url("/303"))
-        .body_reader(Cursor::new(b"streamed once".to_vec()))
-        .send()
-        .unwrap();
-    assert_eq!(response.header("x-echo-method"), Some("GET"));
-    assert_eq!(response.text().unwrap(), "");
+            .unwrap();
+        assert_eq!(response.header("x-echo-method"), Some("GET"));
+        assert_eq!(response.text().unwrap(), "");
+    });
 }
 
 // 18. CR/LF and other control characters from the caller
 
 #[test]
 fn header_or_url_with_cr_lf_is_rejected_before_anything_is_sent() {
-    let server = TestServer::builder()
-        .fallback(Behaviour::EchoHeaders)
-        .start();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let url = server.url("/p");
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::EchoHeaders)
+            .start();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let url = server.url("/p");
 
-    // Header values may be credentials: their errors must not echo them.
-    let values = [
-        client.get(&url).header("x-note", "a\r\nX-Injected: 1"),
-        client.get(&url).header("x-note", "a\nX-Injected: 1"),
-        client.get(&url).header("x-note", "a\rX-Injected: 1"),
-        client.get(&url).header("x-note", "nul\0X-Injected"),
-        client
-            .get(&url)
-            .header("authorization", "Bearer t\r\nX-Injected: 1"),
-    ];
-    let others = [
-        client.get(&url).header("x-a\r\nX-Injected", "1"),
-        client.get(&format!("{url}\r\nX-Injected: 1")),
-        client.get(&format!("{url}?q=a\r\nX-Injected: 1")),
-        client.get(&format!("{url} HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET /")),
-        client.get(&url.replace("/p", "/p\nX-Injected: 1")),
-    ];
-    let value_count = values.len();
-    for (i, request) in values.into_iter().chain(others).enumerate() {
-        let err = request.send().unwrap_err();
-        assert!(err.is_invalid_request(), "{i}: {err:?}");
-        assert_eq!(err.attempts(), 0, "{i}");
-        let shown = err.to_string();
-        assert!(!shown.contains(['\r', '\n', '\0']), "{i}: {shown:?}");
-        if i < value_count {
-            assert!(!shown.contains("Injected"), "{i}: {shown}");
+        // Header values may be credentials: their errors must not echo them.
+        let values = [
+            client.get(&url).header("x-note", "a\r\nX-Injected: 1"),
+            client.get(&url).header("x-note", "a\nX-Injected: 1"),
+            client.get(&url).header("x-note", "a\rX-Injected: 1"),
+            client.get(&url).header("x-note", "nul\0X-Injected"),
+            client
+                .get(&url)
+                .header("authorization", "Bearer t\r\nX-Injected: 1"),
+        ];
+        let others = [
+            client.get(&url).header("x-a\r\nX-Injected", "1"),
+            client.get(&format!("{url}\r\nX-Injected: 1")),
+            client.get(&format!("{url}?q=a\r\nX-Injected: 1")),
+            client.get(&format!("{url} HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET /")),
+            client.get(&url.replace("/p", "/p\nX-Injected: 1")),
+        ];
+        let value_count = values.len();
+        for (i, request) in values.into_iter().chain(others).enumerate() {
+            let err = request.send().unwrap_err();
+            assert!(err.is_invalid_request(), "{i}: {err:?}");
+            assert_eq!(err.attempts(), 0, "{i}");
+            let shown = err.to_string();
+            assert!(!shown.contains(['\r', '\n', '\0']), "{i}: {shown:?}");
+            if i < value_count {
+                assert!(!shown.contains("Injected"), "{i}: {shown}");
+            }
         }
-    }
-    assert_eq!(server.request_count(), 0);
-    assert_eq!(server.connections_accepted(), 0);
+        assert_eq!(server.request_count(), 0);
+        assert_eq!(server.connections_accepted(), 0);
 
-    // A query value is data, not syntax: it is percent-encoded, not rejected.
-    let response = client
-        .get(&url)
-        .query("q", "a\r\nX-Injected: 1")
-        .send()
-        .unwrap();
-    let echoed = response.text().unwrap();
-    assert!(
-        !echoed.to_ascii_lowercase().contains("x-injected"),
-        "{echoed}"
-    );
-    let sent = only(&server, "/p");
-    assert_eq!(sent.query.as_deref(), Some("q=a%0D%0AX-Injected%3A%201"));
-    assert_eq!(sent.header("x-injected"), None);
+        // A query value is data, not syntax: it is percent-encoded, not rejected.
+        let response = client
+            .get(&url)
+            .query("q", "a\r\nX-Injected: 1")
+            .send()
+            .unwrap();
+        let echoed = response.text().unwrap();
+        assert!(
+            !echoed.to_ascii_lowercase().contains("x-injected"),
+            "{echoed}"
+        );
+        let sent = only(&server, "/p");
+        assert_eq!(sent.query.as_deref(), Some("q=a%0D%0AX-Injected%3A%201"));
+        assert_eq!(sent.header("x-injected"), None);
+    });
 }

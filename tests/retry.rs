@@ -14,6 +14,7 @@ use http_sentinel::{
 
 mod support;
 
+use support::scenario;
 use support::server::{Behaviour, LoggedRequest, Reply, TestServer};
 
 /// Slack allowed past an expected duration: scheduling, not a performance target.
@@ -53,128 +54,136 @@ fn count_by_request_id(log: &[LoggedRequest]) -> HashMap<String, u32> {
 
 #[test]
 fn retry_after_seconds_on_503_is_waited_for_then_the_call_succeeds() {
-    let server = TestServer::builder()
-        .route(
-            "/",
-            Behaviour::Sequence(vec![
-                Behaviour::Respond(Reply::new(503).header("retry-after", "2")),
-                Behaviour::Respond(Reply::text(200, "recovered")),
-            ]),
-        )
-        .start();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let started = Instant::now();
-    let response = client.get(&server.url("/")).send().unwrap();
-    let took = started.elapsed();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.attempts(), 2);
-    assert_eq!(response.text().unwrap(), "recovered");
-    assert!(took >= Duration::from_secs(2), "{took:?}");
-    assert!(took < Duration::from_secs(2) + MARGIN, "{took:?}");
-    assert_eq!(server.requests_to("/"), 2);
+    scenario(|| {
+        let server = TestServer::builder()
+            .route(
+                "/",
+                Behaviour::Sequence(vec![
+                    Behaviour::Respond(Reply::new(503).header("retry-after", "2")),
+                    Behaviour::Respond(Reply::text(200, "recovered")),
+                ]),
+            )
+            .start();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let started = Instant::now();
+        let response = client.get(&server.url("/")).send().unwrap();
+        let took = started.elapsed();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.attempts(), 2);
+        assert_eq!(response.text().unwrap(), "recovered");
+        assert!(took >= Duration::from_secs(2), "{took:?}");
+        assert!(took < Duration::from_secs(2) + MARGIN, "{took:?}");
+        assert_eq!(server.requests_to("/"), 2);
+    });
 }
 
 #[test]
 fn retry_after_http_date_on_429_is_waited_for_then_the_call_succeeds() {
-    // Two to three seconds ahead, on a whole second as an HTTP-date has no fraction.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let at = now.as_secs() + 3;
-    let server = TestServer::builder()
-        .route(
-            "/",
-            Behaviour::Sequence(vec![
-                Behaviour::Respond(Reply::new(429).header("retry-after", http_date(at))),
-                Behaviour::Respond(Reply::text(200, "recovered")),
-            ]),
-        )
-        .start();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let response = client.get(&server.url("/")).send().unwrap();
-    let done = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.attempts(), 2);
-    assert!(
-        done >= Duration::from_secs(at),
-        "retried {:?} before the date",
-        Duration::from_secs(at) - done
-    );
-    assert!(done < Duration::from_secs(at) + MARGIN, "{done:?}");
-    assert_eq!(server.requests_to("/"), 2);
+    scenario(|| {
+        // Two to three seconds ahead, on a whole second as an HTTP-date has no fraction.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let at = now.as_secs() + 3;
+        let server = TestServer::builder()
+            .route(
+                "/",
+                Behaviour::Sequence(vec![
+                    Behaviour::Respond(Reply::new(429).header("retry-after", http_date(at))),
+                    Behaviour::Respond(Reply::text(200, "recovered")),
+                ]),
+            )
+            .start();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let response = client.get(&server.url("/")).send().unwrap();
+        let done = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.attempts(), 2);
+        assert!(
+            done >= Duration::from_secs(at),
+            "retried {:?} before the date",
+            Duration::from_secs(at) - done
+        );
+        assert!(done < Duration::from_secs(at) + MARGIN, "{done:?}");
+        assert_eq!(server.requests_to("/"), 2);
+    });
 }
 
 #[test]
 fn retry_after_beyond_the_cap_fails_fast_with_the_servers_wait() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let server = TestServer::builder()
-        .route(
-            "/seconds",
-            Behaviour::Respond(Reply::new(503).header("retry-after", "120")),
-        )
-        .route(
-            "/date",
-            Behaviour::Respond(Reply::new(429).header("retry-after", http_date(now + 3600))),
-        )
-        .start();
-    let policy = fast().max_retry_after(Duration::from_secs(5));
-    let pool = pool(config().retry(policy));
-    let client = pool.checkout().unwrap();
+    scenario(|| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let server = TestServer::builder()
+            .route(
+                "/seconds",
+                Behaviour::Respond(Reply::new(503).header("retry-after", "120")),
+            )
+            .route(
+                "/date",
+                Behaviour::Respond(Reply::new(429).header("retry-after", http_date(now + 3600))),
+            )
+            .start();
+        let policy = fast().max_retry_after(Duration::from_secs(5));
+        let pool = pool(config().retry(policy));
+        let client = pool.checkout().unwrap();
 
-    let started = Instant::now();
-    let err = client.get(&server.url("/seconds")).send().unwrap_err();
-    assert_eq!(
-        err.kind(),
-        &ErrorKind::RetryAfterTooLong {
-            wait: Duration::from_secs(120),
-            status: 503
-        },
-        "{err:?}"
-    );
-    assert_eq!(err.status(), Some(503));
-    assert!(err.to_string().contains("120s"), "{err}");
-    assert_eq!(server.requests_to("/seconds"), 1);
+        let started = Instant::now();
+        let err = client.get(&server.url("/seconds")).send().unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::RetryAfterTooLong {
+                wait: Duration::from_secs(120),
+                status: 503
+            },
+            "{err:?}"
+        );
+        assert_eq!(err.status(), Some(503));
+        assert!(err.to_string().contains("120s"), "{err}");
+        assert_eq!(server.requests_to("/seconds"), 1);
 
-    let err = client.get(&server.url("/date")).send().unwrap_err();
-    match err.kind() {
-        ErrorKind::RetryAfterTooLong { wait, status: 429 } => {
-            let wait = wait.as_secs();
-            assert!((3590..=3600).contains(&wait), "{wait}");
+        let err = client.get(&server.url("/date")).send().unwrap_err();
+        match err.kind() {
+            ErrorKind::RetryAfterTooLong { wait, status: 429 } => {
+                let wait = wait.as_secs();
+                assert!((3590..=3600).contains(&wait), "{wait}");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(server.requests_to("/date"), 1);
-    assert!(started.elapsed() < MARGIN, "{:?}", started.elapsed());
+        assert_eq!(server.requests_to("/date"), 1);
+        assert!(started.elapsed() < MARGIN, "{:?}", started.elapsed());
+    });
 }
 
 #[test]
 fn retry_after_past_the_deadline_fails_fast_with_the_servers_wait() {
-    let server = TestServer::builder()
-        .route(
-            "/",
-            Behaviour::Respond(Reply::new(503).header("retry-after", "3")),
-        )
-        .start();
-    let pool = pool(config().deadline(Duration::from_secs(1)));
-    let client = pool.checkout().unwrap();
-    let started = Instant::now();
-    let err = client.get(&server.url("/")).send().unwrap_err();
-    assert_eq!(
-        err.kind(),
-        &ErrorKind::RetryAfterTooLong {
-            wait: Duration::from_secs(3),
-            status: 503
-        },
-        "{err:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "did not fail fast"
-    );
-    assert_eq!(server.requests_to("/"), 1);
+    scenario(|| {
+        let server = TestServer::builder()
+            .route(
+                "/",
+                Behaviour::Respond(Reply::new(503).header("retry-after", "3")),
+            )
+            .start();
+        let pool = pool(config().deadline(Duration::from_secs(1)));
+        let client = pool.checkout().unwrap();
+        let started = Instant::now();
+        let err = client.get(&server.url("/")).send().unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::RetryAfterTooLong {
+                wait: Duration::from_secs(3),
+                status: 503
+            },
+            "{err:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "did not fail fast"
+        );
+        assert_eq!(server.requests_to("/"), 1);
+    });
 }
 
 /// IMF-fixdate (RFC 9110 §5.6.7) for `secs` after the epoch.
@@ -207,8 +216,10 @@ fn http_date(secs: u64) -> String {
 
 #[test]
 fn http_date_formats_the_rfc_example() {
-    assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-    assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    scenario(|| {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    });
 }
 
 // 12. 500 to everything from 32 threads
@@ -292,186 +303,194 @@ fn hammer(
 
 #[test]
 fn always_500_from_32_threads_stays_within_max_attempts_and_the_retry_budget() {
-    let server = TestServer::builder()
-        .fallback(Behaviour::Respond(Reply::text(500, "down")))
-        .start();
-    let policy = budgeted();
-    let pool = pool(config().max_clients(THREADS).retry(policy.clone()));
-    let ledger = hammer(&pool, &server.url("/"), "c", 50, |_| false);
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(500, "down")))
+            .start();
+        let policy = budgeted();
+        let pool = pool(config().max_clients(THREADS).retry(policy.clone()));
+        let ledger = hammer(&pool, &server.url("/"), "c", 50, |_| false);
 
-    let calls = ledger.len();
-    assert_eq!(calls, THREADS * 50, "every call has one outcome");
-    let sent = count_by_request_id(&server.requests());
-    for (id, outcome) in &ledger {
-        let Outcome::Status {
-            status: 500,
-            attempts,
-        } = outcome
-        else {
-            panic!("{id}: {outcome:?}");
-        };
+        let calls = ledger.len();
+        assert_eq!(calls, THREADS * 50, "every call has one outcome");
+        let sent = count_by_request_id(&server.requests());
+        for (id, outcome) in &ledger {
+            let Outcome::Status {
+                status: 500,
+                attempts,
+            } = outcome
+            else {
+                panic!("{id}: {outcome:?}");
+            };
+            assert!(
+                (1..=policy.get_max_attempts()).contains(attempts),
+                "{id}: {attempts}"
+            );
+            assert_eq!(
+                sent.get(id),
+                Some(attempts),
+                "{id}: server log and ledger disagree"
+            );
+        }
+        assert_eq!(sent.len(), calls, "requests the caller never made");
+
+        let requests = server.request_count();
+        let bound = budget_bound(&policy, calls);
+        let amplification = requests as f64 / calls as f64;
+        println!(
+            "always-500, breaker off: {calls} calls from {THREADS} threads -> {requests} requests, \
+             amplification {amplification:.3} (budget bound {:.3}, max_attempts alone {})",
+            bound / calls as f64,
+            policy.get_max_attempts()
+        );
+        assert!(requests as f64 <= bound, "{requests} requests > {bound}");
+        let stats = pool.stats();
+        assert_eq!(stats.calls(), calls as u64);
+        assert_eq!(stats.attempts(), requests as u64);
         assert!(
-            (1..=policy.get_max_attempts()).contains(attempts),
-            "{id}: {attempts}"
+            stats.retries_refused() > 0,
+            "the budget never refused a retry"
         );
-        assert_eq!(
-            sent.get(id),
-            Some(attempts),
-            "{id}: server log and ledger disagree"
-        );
-    }
-    assert_eq!(sent.len(), calls, "requests the caller never made");
-
-    let requests = server.request_count();
-    let bound = budget_bound(&policy, calls);
-    let amplification = requests as f64 / calls as f64;
-    println!(
-        "always-500, breaker off: {calls} calls from {THREADS} threads -> {requests} requests, \
-         amplification {amplification:.3} (budget bound {:.3}, max_attempts alone {})",
-        bound / calls as f64,
-        policy.get_max_attempts()
-    );
-    assert!(requests as f64 <= bound, "{requests} requests > {bound}");
-    let stats = pool.stats();
-    assert_eq!(stats.calls(), calls as u64);
-    assert_eq!(stats.attempts(), requests as u64);
-    assert!(
-        stats.retries_refused() > 0,
-        "the budget never refused a retry"
-    );
+    });
 }
 
 #[test]
 fn always_500_from_32_threads_opens_the_breaker_then_calls_fail_without_connecting() {
-    let server = TestServer::builder()
-        .fallback(Behaviour::Respond(Reply::text(500, "down")))
-        .start();
-    let policy = budgeted();
-    let breaker = BreakerConfig::new()
-        .min_calls(20)
-        .failure_ratio(0.5)
-        .window(Duration::from_secs(10))
-        // Stays open for the rest of the test.
-        .break_duration(Duration::from_secs(60));
-    let pool = pool(
-        config()
-            .max_clients(THREADS)
-            .retry(policy.clone())
-            .breaker(breaker),
-    );
-    let url = server.url("/");
-
-    // Until the breaker opens: every call is a 500 after at most max_attempts, or rejected.
-    let ledger = hammer(&pool, &url, "open", 200, |o| {
-        matches!(o, Outcome::Failed(_))
-    });
-    let sent = count_by_request_id(&server.requests());
-    let mut rejected = 0;
-    for (id, outcome) in &ledger {
-        assert!(
-            outcome.attempts() <= policy.get_max_attempts(),
-            "{id}: {outcome:?}"
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(500, "down")))
+            .start();
+        let policy = budgeted();
+        let breaker = BreakerConfig::new()
+            .min_calls(20)
+            .failure_ratio(0.5)
+            .window(Duration::from_secs(10))
+            // Stays open for the rest of the test.
+            .break_duration(Duration::from_secs(60));
+        let pool = pool(
+            config()
+                .max_clients(THREADS)
+                .retry(policy.clone())
+                .breaker(breaker),
         );
-        assert_eq!(
-            sent.get(id).copied().unwrap_or(0),
-            outcome.attempts(),
-            "{id}: server log and ledger disagree"
-        );
-        match outcome {
-            Outcome::Status { status: 500, .. } => {}
-            Outcome::Failed(e) if e.is_circuit_open() => rejected += 1,
-            other => panic!("{id}: {other:?}"),
-        }
-    }
-    assert!(rejected > 0, "the breaker never opened");
-    let calls = ledger.len();
-    let requests = server.request_count();
-    let bound = budget_bound(&policy, calls);
-    println!(
-        "always-500, breaker on: {calls} calls from {THREADS} threads -> {requests} requests, \
-         amplification {:.3} (budget bound {:.3}); {rejected} calls rejected by the open breaker",
-        requests as f64 / calls as f64,
-        bound / calls as f64
-    );
-    assert!(requests as f64 <= bound, "{requests} requests > {bound}");
+        let url = server.url("/");
 
-    // Open: nothing reaches the server, not even a connection.
-    let connections = server.connections_accepted();
-    let ledger = hammer(&pool, &url, "shut", 10, |_| false);
-    assert_eq!(ledger.len(), THREADS * 10);
-    for (id, outcome) in &ledger {
-        match outcome {
-            Outcome::Failed(e) => match e.kind() {
-                ErrorKind::CircuitOpen { retry_in } => {
-                    assert!(*retry_in > Duration::from_secs(30), "{id}: {retry_in:?}");
-                    assert_eq!(e.attempts(), 0, "{id}");
-                }
+        // Until the breaker opens: every call is a 500 after at most max_attempts, or rejected.
+        let ledger = hammer(&pool, &url, "open", 200, |o| {
+            matches!(o, Outcome::Failed(_))
+        });
+        let sent = count_by_request_id(&server.requests());
+        let mut rejected = 0;
+        for (id, outcome) in &ledger {
+            assert!(
+                outcome.attempts() <= policy.get_max_attempts(),
+                "{id}: {outcome:?}"
+            );
+            assert_eq!(
+                sent.get(id).copied().unwrap_or(0),
+                outcome.attempts(),
+                "{id}: server log and ledger disagree"
+            );
+            match outcome {
+                Outcome::Status { status: 500, .. } => {}
+                Outcome::Failed(e) if e.is_circuit_open() => rejected += 1,
                 other => panic!("{id}: {other:?}"),
-            },
-            other => panic!("{id}: {other:?}"),
+            }
         }
-    }
-    assert_eq!(server.request_count(), requests);
-    assert_eq!(server.connections_accepted(), connections);
-    assert!(pool.stats().breaker_rejections() >= (THREADS * 10) as u64);
+        assert!(rejected > 0, "the breaker never opened");
+        let calls = ledger.len();
+        let requests = server.request_count();
+        let bound = budget_bound(&policy, calls);
+        println!(
+            "always-500, breaker on: {calls} calls from {THREADS} threads -> {requests} requests, \
+             amplification {:.3} (budget bound {:.3}); {rejected} calls rejected by the open breaker",
+            requests as f64 / calls as f64,
+            bound / calls as f64
+        );
+        assert!(requests as f64 <= bound, "{requests} requests > {bound}");
+
+        // Open: nothing reaches the server, not even a connection.
+        let connections = server.connections_accepted();
+        let ledger = hammer(&pool, &url, "shut", 10, |_| false);
+        assert_eq!(ledger.len(), THREADS * 10);
+        for (id, outcome) in &ledger {
+            match outcome {
+                Outcome::Failed(e) => match e.kind() {
+                    ErrorKind::CircuitOpen { retry_in } => {
+                        assert!(*retry_in > Duration::from_secs(30), "{id}: {retry_in:?}");
+                        assert_eq!(e.attempts(), 0, "{id}");
+                    }
+                    other => panic!("{id}: {other:?}"),
+                },
+                other => panic!("{id}: {other:?}"),
+            }
+        }
+        assert_eq!(server.request_count(), requests);
+        assert_eq!(server.connections_accepted(), connections);
+        assert!(pool.stats().breaker_rejections() >= (THREADS * 10) as u64);
+    });
 }
 
 // 13. Statuses that are never retried
 
 #[test]
 fn client_errors_and_501_are_sent_exactly_once() {
-    let server = TestServer::builder()
-        .route("/400", Behaviour::Respond(Reply::text(400, "bad")))
-        .route("/404", Behaviour::Respond(Reply::text(404, "missing")))
-        .route("/501", Behaviour::Respond(Reply::text(501, "nope")))
-        .route("/409", Behaviour::Respond(Reply::text(409, "conflict")))
-        .start();
-    let pool = pool(config().retry(fast().max_attempts(5)));
-    let client = pool.checkout().unwrap();
-    for path in ["/400", "/404", "/501", "/409"] {
-        let response = client.get(&server.url(path)).send().unwrap();
-        assert_eq!(response.status().to_string(), path[1..]);
-        assert_eq!(response.attempts(), 1, "{path}");
-        let _ = response.bytes().unwrap();
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/400", Behaviour::Respond(Reply::text(400, "bad")))
+            .route("/404", Behaviour::Respond(Reply::text(404, "missing")))
+            .route("/501", Behaviour::Respond(Reply::text(501, "nope")))
+            .route("/409", Behaviour::Respond(Reply::text(409, "conflict")))
+            .start();
+        let pool = pool(config().retry(fast().max_attempts(5)));
+        let client = pool.checkout().unwrap();
+        for path in ["/400", "/404", "/501", "/409"] {
+            let response = client.get(&server.url(path)).send().unwrap();
+            assert_eq!(response.status().to_string(), path[1..]);
+            assert_eq!(response.attempts(), 1, "{path}");
+            let _ = response.bytes().unwrap();
 
-        let response = client
-            .post(&server.url(path))
-            .header("idempotency-key", "k")
-            .body("x")
-            .send()
-            .unwrap();
-        assert_eq!(response.attempts(), 1, "{path}");
-        let err = response.error_for_status().unwrap_err();
-        assert_eq!(
-            err.status().map(|s| s.to_string()).as_deref(),
-            Some(&path[1..])
-        );
-        assert_eq!(server.requests_to(path), 2, "{path} retried");
-    }
+            let response = client
+                .post(&server.url(path))
+                .header("idempotency-key", "k")
+                .body("x")
+                .send()
+                .unwrap();
+            assert_eq!(response.attempts(), 1, "{path}");
+            let err = response.error_for_status().unwrap_err();
+            assert_eq!(
+                err.status().map(|s| s.to_string()).as_deref(),
+                Some(&path[1..])
+            );
+            assert_eq!(server.requests_to(path), 2, "{path} retried");
+        }
+    });
 }
 
 #[test]
 fn retryable_status_on_a_plain_post_is_not_retried() {
-    let server = TestServer::builder()
-        .fallback(Behaviour::Respond(Reply::text(503, "busy")))
-        .start();
-    let pool = pool(config());
-    let client = pool.checkout().unwrap();
-    let response = client.post(&server.url("/")).body("x").send().unwrap();
-    assert_eq!(response.status(), 503);
-    assert_eq!(response.attempts(), 1);
-    assert_eq!(server.request_count(), 1);
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(503, "busy")))
+            .start();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let response = client.post(&server.url("/")).body("x").send().unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.attempts(), 1);
+        assert_eq!(server.request_count(), 1);
 
-    // The same with an Idempotency-Key is retried up to max_attempts.
-    let response = client
-        .post(&server.url("/"))
-        .header("idempotency-key", "k")
-        .body("x")
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    assert_eq!(response.attempts(), 3);
-    assert_eq!(server.request_count(), 4);
+        // The same with an Idempotency-Key is retried up to max_attempts.
+        let response = client
+            .post(&server.url("/"))
+            .header("idempotency-key", "k")
+            .body("x")
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.attempts(), 3);
+        assert_eq!(server.request_count(), 4);
+    });
 }
 
 // 14. Half-open breaker
@@ -567,68 +586,70 @@ fn wait_out(err: &Error) {
 
 #[test]
 fn half_open_breaker_sends_exactly_one_probe_and_reopens_or_closes_on_its_result() {
-    let status = Arc::new(AtomicU16::new(500));
-    let holding = Arc::new(AtomicBool::new(false));
-    let gate = Arc::new(Gate::default());
-    let handler = {
-        let (status, holding, gate) = (status.clone(), holding.clone(), gate.clone());
-        move |_: &LoggedRequest| {
-            if holding.load(Ordering::SeqCst) {
-                gate.wait();
+    scenario(|| {
+        let status = Arc::new(AtomicU16::new(500));
+        let holding = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(Gate::default());
+        let handler = {
+            let (status, holding, gate) = (status.clone(), holding.clone(), gate.clone());
+            move |_: &LoggedRequest| {
+                if holding.load(Ordering::SeqCst) {
+                    gate.wait();
+                }
+                Behaviour::Respond(Reply::new(status.load(Ordering::SeqCst)))
             }
-            Behaviour::Respond(Reply::new(status.load(Ordering::SeqCst)))
+        };
+        let server = TestServer::builder()
+            .fallback(Behaviour::Handler(Arc::new(handler)))
+            .start();
+        let break_duration = Duration::from_secs(1);
+        let breaker = BreakerConfig::new()
+            .min_calls(2)
+            .failure_ratio(0.5)
+            .window(Duration::from_secs(10))
+            .break_duration(break_duration);
+        let pool = pool(
+            config()
+                .max_clients(THREADS)
+                .retry(RetryPolicy::none())
+                .breaker(breaker),
+        );
+        let url = server.url("/");
+        {
+            let client = pool.checkout().unwrap();
+            for _ in 0..2 {
+                let response = client.get(&url).send().unwrap();
+                assert_eq!(response.status(), 500);
+                let _ = response.bytes();
+            }
         }
-    };
-    let server = TestServer::builder()
-        .fallback(Behaviour::Handler(Arc::new(handler)))
-        .start();
-    let break_duration = Duration::from_secs(1);
-    let breaker = BreakerConfig::new()
-        .min_calls(2)
-        .failure_ratio(0.5)
-        .window(Duration::from_secs(10))
-        .break_duration(break_duration);
-    let pool = pool(
-        config()
-            .max_clients(THREADS)
-            .retry(RetryPolicy::none())
-            .breaker(breaker),
-    );
-    let url = server.url("/");
-    {
+        let open = pool.checkout().unwrap().get(&url).send().unwrap_err();
+        assert!(open.is_circuit_open(), "{open:?}");
+        assert_eq!(server.request_count(), 2);
+
+        // A failed probe reopens the breaker for a whole new break.
+        wait_out(&open);
+        holding.store(true, Ordering::SeqCst);
+        assert_eq!(probe_round(&pool, &server, &gate), 500);
+        let reopened = pool.checkout().unwrap().get(&url).send().unwrap_err();
+        match reopened.kind() {
+            ErrorKind::CircuitOpen { retry_in } => assert!(*retry_in > break_duration / 2),
+            other => panic!("expected the breaker to reopen: {other:?}"),
+        }
+        assert_eq!(server.request_count(), 3);
+
+        // A successful probe closes it: every call goes through again.
+        wait_out(&reopened);
+        status.store(200, Ordering::SeqCst);
+        assert_eq!(probe_round(&pool, &server, &gate), 200);
+        holding.store(false, Ordering::SeqCst);
+        assert_eq!(server.request_count(), 4);
         let client = pool.checkout().unwrap();
-        for _ in 0..2 {
+        for _ in 0..THREADS {
             let response = client.get(&url).send().unwrap();
-            assert_eq!(response.status(), 500);
+            assert_eq!(response.status(), 200);
             let _ = response.bytes();
         }
-    }
-    let open = pool.checkout().unwrap().get(&url).send().unwrap_err();
-    assert!(open.is_circuit_open(), "{open:?}");
-    assert_eq!(server.request_count(), 2);
-
-    // A failed probe reopens the breaker for a whole new break.
-    wait_out(&open);
-    holding.store(true, Ordering::SeqCst);
-    assert_eq!(probe_round(&pool, &server, &gate), 500);
-    let reopened = pool.checkout().unwrap().get(&url).send().unwrap_err();
-    match reopened.kind() {
-        ErrorKind::CircuitOpen { retry_in } => assert!(*retry_in > break_duration / 2),
-        other => panic!("expected the breaker to reopen: {other:?}"),
-    }
-    assert_eq!(server.request_count(), 3);
-
-    // A successful probe closes it: every call goes through again.
-    wait_out(&reopened);
-    status.store(200, Ordering::SeqCst);
-    assert_eq!(probe_round(&pool, &server, &gate), 200);
-    holding.store(false, Ordering::SeqCst);
-    assert_eq!(server.request_count(), 4);
-    let client = pool.checkout().unwrap();
-    for _ in 0..THREADS {
-        let response = client.get(&url).send().unwrap();
-        assert_eq!(response.status(), 200);
-        let _ = response.bytes();
-    }
-    assert_eq!(server.request_count(), 4 + THREADS);
+        assert_eq!(server.request_count(), 4 + THREADS);
+    });
 }

@@ -1,3 +1,27 @@
-//! Shared test support: the fault-injecting loopback server.
+//! Shared test support: the fault-injecting loopback server, and `scenario` to run a test
+//! alone and check it leaves no socket open.
+
+#![allow(dead_code)] // each test crate uses part of it
+
+use std::sync::{Mutex, PoisonError};
 
 pub mod server;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs one scenario alone (within its test binary) and checks that its sockets are all
+/// closed once the scenario's server, pool and clients are dropped.
+pub fn scenario(test: impl FnOnce()) {
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = open_fds();
+    test();
+    let after = open_fds();
+    assert_eq!(after, before, "file descriptors leaked by the scenario");
+}
+
+/// Open file descriptors of this process (`None` where `/proc` is not available).
+pub fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|dir| dir.count())
+}
