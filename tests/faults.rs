@@ -10,34 +10,20 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use http_sentinel::{
-    BreakerConfig, Client, ClientPool, ConnectFailure, ErrorKind, Jitter, PoolConfig,
-    PoolConfigBuilder, RetryPolicy, TimeoutPhase,
+    BreakerConfig, Client, ConnectFailure, ErrorKind, Jitter, PoolConfigBuilder, RetryPolicy,
+    TimeoutPhase,
 };
 
 mod support;
 
-use support::scenario;
 use support::server::{Behaviour, ChunkFault, LoggedRequest, Reply, TestServer};
+use support::{fast, pool, scenario};
 
 /// Slack allowed past a deadline: scheduling, not a performance target.
 const MARGIN: Duration = Duration::from_millis(1500);
 
-/// Backoff short and predictable enough for tests; 3 attempts.
-fn fast() -> RetryPolicy {
-    RetryPolicy::new()
-        .base_delay(Duration::from_millis(5))
-        .jitter(Jitter::None)
-}
-
 fn config() -> PoolConfigBuilder {
-    PoolConfig::builder()
-        .deadline(Duration::from_secs(5))
-        .retry(fast())
-        .breaker(BreakerConfig::disabled())
-}
-
-fn pool(config: PoolConfigBuilder) -> ClientPool {
-    ClientPool::new(config.build()).unwrap()
+    support::config(Duration::from_secs(5))
 }
 
 /// A server with `path` behaving as given and `/ok` answering 200 "ok".

@@ -9,34 +9,21 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_sentinel::{
-    BreakerConfig, ClientPool, Error, ErrorKind, Jitter, PoolConfig, PoolConfigBuilder, RetryPolicy,
+    BreakerConfig, ClientPool, Error, ErrorKind, Jitter, PoolConfigBuilder, RetryPolicy,
 };
 
 mod support;
 
-use support::scenario;
 use support::server::{Behaviour, LoggedRequest, Reply, TestServer};
+use support::{fast, pool, scenario};
 
 /// Slack allowed past an expected duration: scheduling, not a performance target.
 const MARGIN: Duration = Duration::from_millis(1500);
 /// Bound on any wait for another thread or the server.
 const STEP: Duration = Duration::from_secs(10);
 
-fn fast() -> RetryPolicy {
-    RetryPolicy::new()
-        .base_delay(Duration::from_millis(5))
-        .jitter(Jitter::None)
-}
-
 fn config() -> PoolConfigBuilder {
-    PoolConfig::builder()
-        .deadline(Duration::from_secs(10))
-        .retry(fast())
-        .breaker(BreakerConfig::disabled())
-}
-
-fn pool(config: PoolConfigBuilder) -> ClientPool {
-    ClientPool::new(config.build()).unwrap()
+    support::config(Duration::from_secs(10))
 }
 
 fn count_by_request_id(log: &[LoggedRequest]) -> HashMap<String, u32> {

@@ -4,8 +4,33 @@
 #![allow(dead_code)] // each test crate uses part of it
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use http_sentinel::{
+    BreakerConfig, ClientPool, Jitter, PoolConfig, PoolConfigBuilder, RetryPolicy,
+};
 
 pub mod server;
+
+/// Backoff short and predictable enough for tests; 3 attempts.
+pub fn fast() -> RetryPolicy {
+    RetryPolicy::new()
+        .base_delay(Duration::from_millis(5))
+        .jitter(Jitter::None)
+}
+
+/// A pool configuration for fault scenarios: `deadline`, fast retries, no breaker (the
+/// breaker tests configure their own).
+pub fn config(deadline: Duration) -> PoolConfigBuilder {
+    PoolConfig::builder()
+        .deadline(deadline)
+        .retry(fast())
+        .breaker(BreakerConfig::disabled())
+}
+
+pub fn pool(config: PoolConfigBuilder) -> ClientPool {
+    ClientPool::new(config.build()).unwrap()
+}
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
