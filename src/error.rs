@@ -34,8 +34,10 @@ pub enum ErrorKind {
     Protocol,
     /// The connection failed while the request or response was in flight.
     ///
-    /// `may_have_been_processed` is true when the request had been written in full, so a
-    /// non-idempotent request may have taken effect on the server.
+    /// `may_have_been_processed` is true for every failure once an attempt is under way (the
+    /// library cannot tell how much of the request was written before the connection broke),
+    /// so a non-idempotent request must be assumed to have possibly taken effect. Failures to
+    /// connect are [`Connect`](ErrorKind::Connect) instead, and say nothing was sent.
     Io {
         /// The I/O error kind.
         kind: io::ErrorKind,
