@@ -1043,10 +1043,12 @@ impl<'c> RequestBuilder<'c> {
         let uri: Uri = url
             .parse()
             .map_err(|_| Error::invalid(format!("malformed url {:?}", redact_url(&url))))?;
-        let (uri, userinfo) = split_userinfo(uri)?;
+        // The scheme is checked before the userinfo is split off: `@e` parses as a bare
+        // authority, and must not come out of the split as `http://e/`.
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
             return Err(Error::invalid("url scheme must be http or https"));
         }
+        let (uri, userinfo) = split_userinfo(uri)?;
         if uri.host().is_none_or(str::is_empty) {
             return Err(Error::invalid("url has no host"));
         }
@@ -1086,9 +1088,11 @@ fn split_userinfo(uri: Uri) -> Result<(Uri, Option<Vec<u8>>), Error> {
     let Some((info, host)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) else {
         return Ok((uri, None));
     };
+    let Some(scheme) = uri.scheme_str() else {
+        return Err(Error::invalid("url scheme must be http or https"));
+    };
     let info = percent_decode(info);
     let rest = uri.path_and_query().map_or("/", |p| p.as_str());
-    let scheme = uri.scheme_str().unwrap_or("http");
     let bare = format!("{scheme}://{host}{rest}")
         .parse()
         .map_err(|_| Error::invalid("malformed url"))?;

@@ -207,6 +207,9 @@ fn header_with_crlf_or_nul_is_rejected_before_anything_is_sent() {
         // A password with a raw '/' or '#' makes the URL read as host "u", port "pa".
         "http://u:pa/ss@127.0.0.1/".to_owned(),
         "http://u:pa#ss@127.0.0.1/".to_owned(),
+        // Userinfo without a scheme is not an http URL (found by the header_validation fuzzer).
+        "@127.0.0.1".to_owned(),
+        "u:p@127.0.0.1/".to_owned(),
     ] {
         let err = client.get(&url).send().unwrap_err();
         assert!(err.is_invalid_request(), "{url:?}: {err}");
