@@ -388,16 +388,21 @@ fn reset_mid_body_is_an_error_and_is_not_retried_once_the_head_arrived() {
     });
 }
 
+/// `/` announces 4096 body bytes and sends 1000 before closing.
+fn truncating_server() -> TestServer {
+    server(
+        "/",
+        Behaviour::Truncate {
+            reply: Reply::new(200).body(vec![b'x'; 4096]),
+            send: 1000,
+        },
+    )
+}
+
 #[test]
 fn truncated_body_is_never_returned_as_success() {
     scenario(|| {
-        let server = server(
-            "/",
-            Behaviour::Truncate {
-                reply: Reply::new(200).body(vec![b'x'; 4096]),
-                send: 1000,
-            },
-        );
+        let server = truncating_server();
         let pool = pool(config());
         let client = pool.checkout().unwrap();
         let url = server.url("/");
@@ -420,13 +425,7 @@ fn truncated_body_is_never_returned_as_success() {
 #[test]
 fn truncated_body_read_through_into_reader_is_a_typed_io_error() {
     scenario(|| {
-        let server = server(
-            "/",
-            Behaviour::Truncate {
-                reply: Reply::new(200).body(vec![b'x'; 4096]),
-                send: 1000,
-            },
-        );
+        let server = truncating_server();
         let pool = pool(config());
         let client = pool.checkout().unwrap();
         let mut read = Vec::new();
