@@ -18,7 +18,7 @@ use crate::breaker::Admission;
 use crate::config::AttemptOutcome;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{AttemptEvent, BreakerEvent, RetryEvent, RetryReason, StaleReplayEvent};
-use crate::metrics::{add, inc, HostCounters, Recorder};
+use crate::metrics::{CallRecord, HostCounters, Recorder};
 use crate::pool::{HostPolicy, Shared};
 use crate::redirect;
 use crate::retry::{parse_retry_after, RetryPolicy};
@@ -346,32 +346,23 @@ impl Client {
         let outcome = self.attempts(&mut call, &mut run, policy, &mut host);
         let host = host.unwrap_or_else(|| self.host(&call.host));
         let c = &host.counters;
-        inc(&c.calls);
-        add(&c.retries, u64::from(run.retries));
-        add(&c.retries_refused, u64::from(run.refused));
-        add(&c.stale_replays, u64::from(run.stale_replays));
-        add(&c.redirects, u64::from(run.redirects));
-        c.call_latency
-            .record(run.last_end.saturating_duration_since(started));
+        c.record_call(&CallRecord {
+            latency: run.last_end.saturating_duration_since(started),
+            retries: run.retries,
+            retries_refused: run.refused,
+            stale_replays: run.stale_replays,
+            redirects: run.redirects,
+            outcome: outcome.as_ref().map(|r| r.status()).map_err(|e| e.class()),
+        });
         match outcome {
-            Ok(response) => {
-                inc(&c.successes);
-                c.record_status(response.status().as_u16());
-                Ok(Response::new(
-                    response,
-                    call,
-                    &run,
-                    c.clone(),
-                    self.shared.config.body_limit,
-                ))
-            }
-            Err(e) => {
-                if e.is_circuit_open() {
-                    inc(&c.breaker_rejections);
-                }
-                c.record_failure(e.class());
-                Err(call.fail(e, run.attempts, run.redirects))
-            }
+            Ok(response) => Ok(Response::new(
+                response,
+                call,
+                &run,
+                c.clone(),
+                self.shared.config.body_limit,
+            )),
+            Err(e) => Err(call.fail(e, run.attempts, run.redirects)),
         }
     }
 
@@ -419,10 +410,8 @@ impl Client {
             run.last_end = Instant::now();
             let took = run.last_end.saturating_duration_since(attempt_started);
             let opened = self.conns.opened() - opened_before;
-            let c = &host.counters;
-            inc(&c.attempts);
-            add(&c.connections_opened, opened);
-            c.attempt_latency.record(took);
+            host.counters
+                .record_attempt(took, opened, result.as_ref().ok().map(|r| r.status()));
             if let Some(h) = self.shared.events() {
                 h.on_attempt(&AttemptEvent {
                     host: call.host.clone(),
@@ -1273,7 +1262,7 @@ impl Response {
         let limit = self.limit;
         let r = self.body.with_config().limit(limit).read_to_vec();
         let bytes = r.map_err(|e| self.body_error(e))?;
-        add(&self.counters.bytes_received, bytes.len() as u64);
+        self.counters.record_body_bytes(bytes.len() as u64);
         Ok(bytes)
     }
 
@@ -1332,7 +1321,7 @@ impl Read for BodyReader {
             let e = from_ureq(ureq::Error::from(e), true).deadline_as(TimeoutPhase::Body);
             std::io::Error::from(e.with_host(&self.host))
         })?;
-        add(&self.counters.bytes_received, n as u64);
+        self.counters.record_body_bytes(n as u64);
         Ok(n)
     }
 }

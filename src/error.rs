@@ -11,8 +11,6 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::metrics::ErrorClass;
-
 /// What went wrong. Marked `#[non_exhaustive]`: new kinds may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -529,6 +527,117 @@ pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
             _ => TlsFailure::BadCertificate,
         },
         _ => TlsFailure::Handshake,
+    }
+}
+
+/// The class of error a failed call ended with, used as the `kind` label of failure counters.
+///
+/// # Examples
+///
+/// ```
+/// use http_sentinel::ErrorClass;
+///
+/// assert_eq!(ErrorClass::TooManyRedirects.as_str(), "too_many_redirects");
+/// assert_eq!(ErrorClass::ALL.len(), 15);
+/// assert!(ErrorClass::ALL.contains(&ErrorClass::Timeout));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// Name resolution failed.
+    Dns,
+    /// The TCP connection could not be established.
+    Connect,
+    /// The TLS handshake or certificate validation failed.
+    Tls,
+    /// A deadline or phase timeout expired.
+    Timeout,
+    /// The peer violated HTTP.
+    Protocol,
+    /// Any other I/O error on an established connection.
+    Io,
+    /// The response body exceeded the configured limit.
+    BodyTooLarge,
+    /// No client could be checked out of the pool in time.
+    PoolTimeout,
+    /// The redirect limit was reached.
+    TooManyRedirects,
+    /// A redirect was refused by policy.
+    RedirectRefused,
+    /// The host's circuit breaker was open.
+    CircuitOpen,
+    /// The server asked to retry later than the configured limit allows.
+    RetryAfterTooLong,
+    /// The request could not be built or sent as given.
+    InvalidRequest,
+    /// The response status was treated as an error.
+    Status,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorClass {
+    /// Every class, in declaration order.
+    pub const ALL: &'static [ErrorClass] = &[
+        ErrorClass::Dns,
+        ErrorClass::Connect,
+        ErrorClass::Tls,
+        ErrorClass::Timeout,
+        ErrorClass::Protocol,
+        ErrorClass::Io,
+        ErrorClass::BodyTooLarge,
+        ErrorClass::PoolTimeout,
+        ErrorClass::TooManyRedirects,
+        ErrorClass::RedirectRefused,
+        ErrorClass::CircuitOpen,
+        ErrorClass::RetryAfterTooLong,
+        ErrorClass::InvalidRequest,
+        ErrorClass::Status,
+        ErrorClass::Other,
+    ];
+
+    /// Number of classes, the length of per-class counter arrays.
+    pub(crate) const COUNT: usize = Self::ALL.len();
+
+    /// The snake_case label, as used in the Prometheus `kind` label.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::ErrorClass;
+    ///
+    /// assert_eq!(ErrorClass::CircuitOpen.as_str(), "circuit_open");
+    /// assert_eq!(ErrorClass::Dns.to_string(), "dns");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Dns => "dns",
+            ErrorClass::Connect => "connect",
+            ErrorClass::Tls => "tls",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Protocol => "protocol",
+            ErrorClass::Io => "io",
+            ErrorClass::BodyTooLarge => "body_too_large",
+            ErrorClass::PoolTimeout => "pool_timeout",
+            ErrorClass::TooManyRedirects => "too_many_redirects",
+            ErrorClass::RedirectRefused => "redirect_refused",
+            ErrorClass::CircuitOpen => "circuit_open",
+            ErrorClass::RetryAfterTooLong => "retry_after_too_long",
+            ErrorClass::InvalidRequest => "invalid_request",
+            ErrorClass::Status => "status",
+            ErrorClass::Other => "other",
+        }
+    }
+
+    /// Position in [`ErrorClass::ALL`] and in per-class counter arrays.
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

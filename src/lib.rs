@@ -39,15 +39,15 @@ pub use client::{redact_url, Client, RequestBuilder, Response};
 pub use config::{
     default_breaker_failure, AttemptOutcome, FailurePredicate, PoolConfig, PoolConfigBuilder, Proxy,
 };
-pub use error::{ConnectFailure, Error, ErrorKind, TimeoutPhase, TlsFailure};
+pub use error::{ConnectFailure, Error, ErrorClass, ErrorKind, TimeoutPhase, TlsFailure};
 pub use events::{
     AttemptEvent, BreakerEvent, CheckoutEvent, EventHandler, RetryEvent, RetryReason,
     StaleReplayEvent,
 };
 pub use fanout::FanOut;
 pub use job::{JobHandle, SubmitError, UnstartedJob};
-pub use metrics::{ErrorClass, HostStats, LatencySummary, Stats};
-pub use pool::{Checkout, ClientPool, PoolState, Worker};
+pub use metrics::{HostStats, LatencySummary, PoolState, Stats};
+pub use pool::{Checkout, ClientPool, Worker};
 pub use retry::{
     parse_retry_after, Backoff, Jitter, RetryBudget, RetryDecision, RetryEngine, RetryError,
     RetryPolicy, StopReason,

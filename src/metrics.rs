@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::pool::PoolState;
+use crate::error::ErrorClass;
+use ureq::http::StatusCode;
 
 use crossbeam_utils::CachePadded;
 
@@ -294,121 +295,6 @@ impl HistogramSnapshot {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Error classes
-// ---------------------------------------------------------------------------------------------
-
-/// The class of error a failed call ended with, used as the `kind` label of failure counters.
-///
-/// # Examples
-///
-/// ```
-/// use http_sentinel::ErrorClass;
-///
-/// assert_eq!(ErrorClass::TooManyRedirects.as_str(), "too_many_redirects");
-/// assert_eq!(ErrorClass::ALL.len(), 15);
-/// assert!(ErrorClass::ALL.contains(&ErrorClass::Timeout));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum ErrorClass {
-    /// Name resolution failed.
-    Dns,
-    /// The TCP connection could not be established.
-    Connect,
-    /// The TLS handshake or certificate validation failed.
-    Tls,
-    /// A deadline or phase timeout expired.
-    Timeout,
-    /// The peer violated HTTP.
-    Protocol,
-    /// Any other I/O error on an established connection.
-    Io,
-    /// The response body exceeded the configured limit.
-    BodyTooLarge,
-    /// No client could be checked out of the pool in time.
-    PoolTimeout,
-    /// The redirect limit was reached.
-    TooManyRedirects,
-    /// A redirect was refused by policy.
-    RedirectRefused,
-    /// The host's circuit breaker was open.
-    CircuitOpen,
-    /// The server asked to retry later than the configured limit allows.
-    RetryAfterTooLong,
-    /// The request could not be built or sent as given.
-    InvalidRequest,
-    /// The response status was treated as an error.
-    Status,
-    /// Anything else.
-    Other,
-}
-
-impl ErrorClass {
-    /// Every class, in declaration order.
-    pub const ALL: &'static [ErrorClass] = &[
-        ErrorClass::Dns,
-        ErrorClass::Connect,
-        ErrorClass::Tls,
-        ErrorClass::Timeout,
-        ErrorClass::Protocol,
-        ErrorClass::Io,
-        ErrorClass::BodyTooLarge,
-        ErrorClass::PoolTimeout,
-        ErrorClass::TooManyRedirects,
-        ErrorClass::RedirectRefused,
-        ErrorClass::CircuitOpen,
-        ErrorClass::RetryAfterTooLong,
-        ErrorClass::InvalidRequest,
-        ErrorClass::Status,
-        ErrorClass::Other,
-    ];
-
-    /// Number of classes, the length of per-class counter arrays.
-    pub(crate) const COUNT: usize = Self::ALL.len();
-
-    /// The snake_case label, as used in the Prometheus `kind` label.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use http_sentinel::ErrorClass;
-    ///
-    /// assert_eq!(ErrorClass::CircuitOpen.as_str(), "circuit_open");
-    /// assert_eq!(ErrorClass::Dns.to_string(), "dns");
-    /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Dns => "dns",
-            ErrorClass::Connect => "connect",
-            ErrorClass::Tls => "tls",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Protocol => "protocol",
-            ErrorClass::Io => "io",
-            ErrorClass::BodyTooLarge => "body_too_large",
-            ErrorClass::PoolTimeout => "pool_timeout",
-            ErrorClass::TooManyRedirects => "too_many_redirects",
-            ErrorClass::RedirectRefused => "redirect_refused",
-            ErrorClass::CircuitOpen => "circuit_open",
-            ErrorClass::RetryAfterTooLong => "retry_after_too_long",
-            ErrorClass::InvalidRequest => "invalid_request",
-            ErrorClass::Status => "status",
-            ErrorClass::Other => "other",
-        }
-    }
-
-    /// Position in [`ErrorClass::ALL`] and in per-class counter arrays.
-    const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Per-(client, host) counters
 // ---------------------------------------------------------------------------------------------
 
@@ -457,7 +343,59 @@ pub(crate) struct HostCounters {
     pub(crate) attempt_latency: Histogram,
 }
 
+/// What one finished call adds to its host's counters.
+pub(crate) struct CallRecord {
+    /// From the call's start to the end of its last attempt.
+    pub(crate) latency: Duration,
+    pub(crate) retries: u32,
+    pub(crate) retries_refused: u32,
+    pub(crate) stale_replays: u32,
+    pub(crate) redirects: u32,
+    /// The final response's status, or the class of the error the call ended with.
+    pub(crate) outcome: Result<StatusCode, ErrorClass>,
+}
+
 impl HostCounters {
+    /// Counts one attempt that took `took`, opened `connections_opened` connections and, when
+    /// a response arrived, got `status`.
+    pub(crate) fn record_attempt(
+        &self,
+        took: Duration,
+        connections_opened: u64,
+        _status: Option<StatusCode>,
+    ) {
+        inc(&self.attempts);
+        add(&self.connections_opened, connections_opened);
+        self.attempt_latency.record(took);
+    }
+
+    /// Counts one finished call.
+    pub(crate) fn record_call(&self, call: &CallRecord) {
+        inc(&self.calls);
+        add(&self.retries, u64::from(call.retries));
+        add(&self.retries_refused, u64::from(call.retries_refused));
+        add(&self.stale_replays, u64::from(call.stale_replays));
+        add(&self.redirects, u64::from(call.redirects));
+        self.call_latency.record(call.latency);
+        match call.outcome {
+            Ok(status) => {
+                inc(&self.successes);
+                self.record_status(status.as_u16());
+            }
+            Err(class) => {
+                if class == ErrorClass::CircuitOpen {
+                    inc(&self.breaker_rejections);
+                }
+                self.record_failure(class);
+            }
+        }
+    }
+
+    /// Counts response body bytes handed to the caller.
+    pub(crate) fn record_body_bytes(&self, n: u64) {
+        add(&self.bytes_received, n);
+    }
+
     /// Counts a call that ended in an error of class `class`.
     pub(crate) fn record_failure(&self, class: ErrorClass) {
         inc(&self.failures[class.index()]);
@@ -472,6 +410,21 @@ impl HostCounters {
             inc(counter);
         }
     }
+}
+
+/// A snapshot of a pool's clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    /// Clients created so far (idle plus checked out).
+    pub clients: usize,
+    /// Clients waiting in the pool.
+    pub idle: usize,
+    /// Clients checked out by workers.
+    pub checked_out: usize,
+    /// Threads blocked in `checkout`.
+    pub waiting: usize,
+    /// The most clients the pool creates.
+    pub max_clients: usize,
 }
 
 // ---------------------------------------------------------------------------------------------

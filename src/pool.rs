@@ -15,7 +15,7 @@ use crate::client::Client;
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
 use crate::events::{CheckoutEvent, EventHandler};
-use crate::metrics::{Registry, Stats};
+use crate::metrics::{PoolState, Registry, Stats};
 use crate::retry::RetryBudget;
 use crate::transport;
 
@@ -97,21 +97,6 @@ struct PoolInner {
 #[derive(Clone)]
 pub struct ClientPool {
     inner: Arc<PoolInner>,
-}
-
-/// A snapshot of a pool's clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PoolState {
-    /// Clients created so far (idle plus checked out).
-    pub clients: usize,
-    /// Clients waiting in the pool.
-    pub idle: usize,
-    /// Clients checked out by workers.
-    pub checked_out: usize,
-    /// Threads blocked in `checkout`.
-    pub waiting: usize,
-    /// The most clients the pool creates.
-    pub max_clients: usize,
 }
 
 impl fmt::Debug for ClientPool {
