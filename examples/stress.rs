@@ -128,7 +128,7 @@ fn place_order(client: &Client, url: &str, i: usize) -> Outcome {
             .send()
             .and_then(|r| {
                 let replayed = r.header("idempotent-replayed").is_some();
-                let status = r.status();
+                let status = r.status().as_u16();
                 Ok((status, replayed, r.text()?))
             });
         let error = match sent {

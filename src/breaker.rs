@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use ureq::http::StatusCode;
+
+use crate::error::{Error, ErrorKind, TimeoutPhase};
+
 /// Number of time buckets the sliding window is split into.
 const BUCKETS: usize = 10;
 
@@ -51,12 +55,12 @@ fn duration_ticks(d: Duration) -> u64 {
 /// use http_sentinel::BreakerConfig;
 ///
 /// let config = BreakerConfig::new()
-///     .failure_ratio(0.25)
-///     .min_calls(20)
-///     .window(Duration::from_secs(30))
-///     .break_duration(Duration::from_secs(10));
-/// assert_eq!(config.get_failure_ratio(), 0.25);
-/// assert_eq!(config.get_min_calls(), 20);
+///     .with_failure_ratio(0.25)
+///     .with_min_calls(20)
+///     .with_window(Duration::from_secs(30))
+///     .with_break_duration(Duration::from_secs(10));
+/// assert_eq!(config.failure_ratio(), 0.25);
+/// assert_eq!(config.min_calls(), 20);
 /// assert!(config.is_enabled());
 /// ```
 #[derive(Debug, Clone)]
@@ -79,8 +83,8 @@ impl BreakerConfig {
     /// use http_sentinel::BreakerConfig;
     ///
     /// let config = BreakerConfig::new();
-    /// assert_eq!(config.get_window(), Duration::from_secs(10));
-    /// assert_eq!(config.get_break_duration(), Duration::from_secs(5));
+    /// assert_eq!(config.window(), Duration::from_secs(10));
+    /// assert_eq!(config.break_duration(), Duration::from_secs(5));
     /// ```
     pub const fn new() -> Self {
         Self {
@@ -108,7 +112,7 @@ impl BreakerConfig {
     /// assert_eq!(breaker.admit(), Admission::Allowed);
     /// ```
     pub const fn disabled() -> Self {
-        Self::new().enabled(false)
+        Self::new().with_enabled(false)
     }
 
     /// Whether breakers built from this configuration do anything at all. Defaults to `true`.
@@ -118,10 +122,10 @@ impl BreakerConfig {
     /// ```
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert!(!BreakerConfig::new().enabled(false).is_enabled());
+    /// assert!(!BreakerConfig::new().with_enabled(false).is_enabled());
     /// ```
     #[must_use]
-    pub const fn enabled(mut self, enabled: bool) -> Self {
+    pub const fn with_enabled(mut self, enabled: bool) -> Self {
         self.enabled = enabled;
         self
     }
@@ -138,10 +142,10 @@ impl BreakerConfig {
     /// ```
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert_eq!(BreakerConfig::new().failure_ratio(1.0).get_failure_ratio(), 1.0);
+    /// assert_eq!(BreakerConfig::new().with_failure_ratio(1.0).failure_ratio(), 1.0);
     /// ```
     #[must_use]
-    pub fn failure_ratio(mut self, ratio: f64) -> Self {
+    pub fn with_failure_ratio(mut self, ratio: f64) -> Self {
         assert!(
             ratio > 0.0 && ratio <= 1.0,
             "failure_ratio must be in (0, 1], got {ratio}"
@@ -158,10 +162,10 @@ impl BreakerConfig {
     /// ```
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert_eq!(BreakerConfig::new().min_calls(3).get_min_calls(), 3);
+    /// assert_eq!(BreakerConfig::new().with_min_calls(3).min_calls(), 3);
     /// ```
     #[must_use]
-    pub const fn min_calls(mut self, n: u32) -> Self {
+    pub const fn with_min_calls(mut self, n: u32) -> Self {
         self.min_calls = n;
         self
     }
@@ -180,11 +184,11 @@ impl BreakerConfig {
     /// use std::time::Duration;
     /// use http_sentinel::BreakerConfig;
     ///
-    /// let config = BreakerConfig::new().window(Duration::from_secs(60));
-    /// assert_eq!(config.get_window(), Duration::from_secs(60));
+    /// let config = BreakerConfig::new().with_window(Duration::from_secs(60));
+    /// assert_eq!(config.window(), Duration::from_secs(60));
     /// ```
     #[must_use]
-    pub fn window(mut self, window: Duration) -> Self {
+    pub fn with_window(mut self, window: Duration) -> Self {
         assert!(!window.is_zero(), "breaker window must be positive");
         self.window = window;
         self
@@ -205,11 +209,11 @@ impl BreakerConfig {
     /// use std::time::Duration;
     /// use http_sentinel::BreakerConfig;
     ///
-    /// let config = BreakerConfig::new().break_duration(Duration::from_secs(30));
-    /// assert_eq!(config.get_break_duration(), Duration::from_secs(30));
+    /// let config = BreakerConfig::new().with_break_duration(Duration::from_secs(30));
+    /// assert_eq!(config.break_duration(), Duration::from_secs(30));
     /// ```
     #[must_use]
-    pub fn break_duration(mut self, d: Duration) -> Self {
+    pub fn with_break_duration(mut self, d: Duration) -> Self {
         assert!(!d.is_zero(), "break_duration must be positive");
         self.break_duration = d;
         self
@@ -226,17 +230,17 @@ impl BreakerConfig {
     /// use std::time::Duration;
     /// use http_sentinel::BreakerConfig;
     ///
-    /// let config = BreakerConfig::new().probe_lease(Duration::from_secs(30));
-    /// assert_eq!(config.get_probe_lease(), Duration::from_secs(30));
+    /// let config = BreakerConfig::new().with_probe_lease(Duration::from_secs(30));
+    /// assert_eq!(config.probe_lease(), Duration::from_secs(30));
     /// ```
     #[must_use]
-    pub const fn probe_lease(mut self, d: Duration) -> Self {
+    pub const fn with_probe_lease(mut self, d: Duration) -> Self {
         self.probe_lease = d;
         self
     }
 
     /// The least probe lease; see [`probe_lease`](Self::probe_lease).
-    pub const fn get_probe_lease(&self) -> Duration {
+    pub const fn probe_lease(&self) -> Duration {
         self.probe_lease
     }
 
@@ -261,9 +265,9 @@ impl BreakerConfig {
     /// ```
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert_eq!(BreakerConfig::new().get_failure_ratio(), 0.5);
+    /// assert_eq!(BreakerConfig::new().failure_ratio(), 0.5);
     /// ```
-    pub const fn get_failure_ratio(&self) -> f64 {
+    pub const fn failure_ratio(&self) -> f64 {
         self.failure_ratio
     }
 
@@ -274,9 +278,9 @@ impl BreakerConfig {
     /// ```
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert_eq!(BreakerConfig::new().get_min_calls(), 10);
+    /// assert_eq!(BreakerConfig::new().min_calls(), 10);
     /// ```
-    pub const fn get_min_calls(&self) -> u32 {
+    pub const fn min_calls(&self) -> u32 {
         self.min_calls
     }
 
@@ -288,9 +292,9 @@ impl BreakerConfig {
     /// use std::time::Duration;
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert_eq!(BreakerConfig::new().get_window(), Duration::from_secs(10));
+    /// assert_eq!(BreakerConfig::new().window(), Duration::from_secs(10));
     /// ```
-    pub const fn get_window(&self) -> Duration {
+    pub const fn window(&self) -> Duration {
         self.window
     }
 
@@ -302,9 +306,9 @@ impl BreakerConfig {
     /// use std::time::Duration;
     /// use http_sentinel::BreakerConfig;
     ///
-    /// assert_eq!(BreakerConfig::new().get_break_duration(), Duration::from_secs(5));
+    /// assert_eq!(BreakerConfig::new().break_duration(), Duration::from_secs(5));
     /// ```
-    pub const fn get_break_duration(&self) -> Duration {
+    pub const fn break_duration(&self) -> Duration {
         self.break_duration
     }
 }
@@ -382,7 +386,7 @@ pub enum Admission {
 /// ```
 /// use http_sentinel::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
 ///
-/// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(1));
+/// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
 /// let transition = breaker.record(breaker.admit(), false).unwrap();
 /// assert_eq!(transition.from(), BreakerState::Closed);
 /// assert_eq!(transition.to(), BreakerState::Open);
@@ -401,7 +405,7 @@ impl Transition {
     /// ```
     /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(1));
+    /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// let transition = breaker.record(breaker.admit(), false).unwrap();
     /// assert_eq!(transition.from(), BreakerState::Closed);
     /// ```
@@ -416,7 +420,7 @@ impl Transition {
     /// ```
     /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(1));
+    /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// let transition = breaker.record(breaker.admit(), false).unwrap();
     /// assert_eq!(transition.to(), BreakerState::Open);
     /// ```
@@ -455,7 +459,7 @@ struct Bucket {
 /// use http_sentinel::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
 ///
 /// let breaker = CircuitBreaker::named(
-///     BreakerConfig::new().min_calls(2).break_duration(Duration::from_secs(5)),
+///     BreakerConfig::new().with_min_calls(2).with_break_duration(Duration::from_secs(5)),
 ///     "example.com:443",
 /// );
 /// let t0 = Instant::now();
@@ -551,8 +555,8 @@ impl CircuitBreaker {
     /// ```
     /// use http_sentinel::{BreakerConfig, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(4));
-    /// assert_eq!(breaker.config().get_min_calls(), 4);
+    /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(4));
+    /// assert_eq!(breaker.config().min_calls(), 4);
     /// ```
     pub fn config(&self) -> &BreakerConfig {
         &self.config
@@ -568,7 +572,7 @@ impl CircuitBreaker {
     /// ```
     /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(1));
+    /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// breaker.record(breaker.admit(), false);
     /// assert_eq!(breaker.state(), BreakerState::Open);
     /// ```
@@ -604,7 +608,7 @@ impl CircuitBreaker {
     /// use std::time::{Duration, Instant};
     /// use http_sentinel::{Admission, BreakerConfig, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(1));
+    /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// let t0 = Instant::now();
     /// breaker.record_at(breaker.admit_at(t0), false, t0);
     ///
@@ -691,7 +695,7 @@ impl CircuitBreaker {
     /// use std::time::Instant;
     /// use http_sentinel::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
     ///
-    /// let breaker = CircuitBreaker::new(BreakerConfig::new().min_calls(2).failure_ratio(1.0));
+    /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(2).with_failure_ratio(1.0));
     /// let now = Instant::now();
     /// assert_eq!(breaker.record_at(Admission::Allowed, false, now), None);
     /// let transition = breaker.record_at(Admission::Allowed, false, now).unwrap();
@@ -900,8 +904,8 @@ impl Breakers {
     /// ```
     /// use http_sentinel::{BreakerConfig, Breakers};
     ///
-    /// let breakers = Breakers::new(BreakerConfig::new().min_calls(7));
-    /// assert_eq!(breakers.config().get_min_calls(), 7);
+    /// let breakers = Breakers::new(BreakerConfig::new().with_min_calls(7));
+    /// assert_eq!(breakers.config().min_calls(), 7);
     /// ```
     pub fn config(&self) -> &BreakerConfig {
         &self.config
@@ -943,7 +947,7 @@ impl Breakers {
     /// ```
     /// use http_sentinel::{BreakerConfig, BreakerState, Breakers};
     ///
-    /// let breakers = Breakers::new(BreakerConfig::new().min_calls(1));
+    /// let breakers = Breakers::new(BreakerConfig::new().with_min_calls(1));
     /// breakers.get("b.example:443");
     /// let a = breakers.get("a.example:443");
     /// a.record(a.admit(), false);
@@ -965,6 +969,40 @@ impl Breakers {
             .collect();
         states.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         states
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What counts as a failure
+// ---------------------------------------------------------------------------------------------
+
+/// The outcome of one attempt, as a breaker's failure predicate sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum AttemptOutcome<'a> {
+    /// The server answered with this status.
+    Status(StatusCode),
+    /// The attempt failed.
+    Error(&'a Error),
+}
+
+/// Decides whether an attempt counts as a failure for the host's circuit breaker.
+pub type FailurePredicate = fn(AttemptOutcome<'_>) -> bool;
+
+/// The default [`FailurePredicate`]: connect errors, timeouts (other than the caller's own
+/// deadline running out), broken connections and 5xx statuses count as failures; 4xx and
+/// client-side errors (invalid request, body too large, TLS certificate) do not.
+pub fn default_breaker_failure(outcome: AttemptOutcome<'_>) -> bool {
+    match outcome {
+        AttemptOutcome::Status(s) => s.is_server_error(),
+        AttemptOutcome::Error(e) => matches!(
+            e.kind(),
+            ErrorKind::Connect(_)
+                | ErrorKind::Io { .. }
+                | ErrorKind::Protocol
+                | ErrorKind::Timeout(
+                    TimeoutPhase::Connect | TimeoutPhase::Send | TimeoutPhase::Response
+                )
+        ),
     }
 }
 
@@ -1007,40 +1045,40 @@ mod tests {
     fn defaults() {
         let config = BreakerConfig::default();
         assert!(config.is_enabled());
-        assert_eq!(config.get_failure_ratio(), 0.5);
-        assert_eq!(config.get_min_calls(), 10);
-        assert_eq!(config.get_window(), 10 * SECOND);
-        assert_eq!(config.get_break_duration(), 5 * SECOND);
+        assert_eq!(config.failure_ratio(), 0.5);
+        assert_eq!(config.min_calls(), 10);
+        assert_eq!(config.window(), 10 * SECOND);
+        assert_eq!(config.break_duration(), 5 * SECOND);
     }
 
     #[test]
     #[should_panic(expected = "failure_ratio")]
     fn zero_ratio_panics() {
-        let _ = BreakerConfig::new().failure_ratio(0.0);
+        let _ = BreakerConfig::new().with_failure_ratio(0.0);
     }
 
     #[test]
     #[should_panic(expected = "failure_ratio")]
     fn ratio_above_one_panics() {
-        let _ = BreakerConfig::new().failure_ratio(1.01);
+        let _ = BreakerConfig::new().with_failure_ratio(1.01);
     }
 
     #[test]
     #[should_panic(expected = "failure_ratio")]
     fn nan_ratio_panics() {
-        let _ = BreakerConfig::new().failure_ratio(f64::NAN);
+        let _ = BreakerConfig::new().with_failure_ratio(f64::NAN);
     }
 
     #[test]
     #[should_panic(expected = "window")]
     fn zero_window_panics() {
-        let _ = BreakerConfig::new().window(Duration::ZERO);
+        let _ = BreakerConfig::new().with_window(Duration::ZERO);
     }
 
     #[test]
     #[should_panic(expected = "break_duration")]
     fn zero_break_panics() {
-        let _ = BreakerConfig::new().break_duration(Duration::ZERO);
+        let _ = BreakerConfig::new().with_break_duration(Duration::ZERO);
     }
 
     #[test]
@@ -1222,7 +1260,7 @@ mod tests {
 
     #[test]
     fn a_probe_lease_longer_than_the_break_keeps_a_slow_probe_alone() {
-        let b = CircuitBreaker::new(BreakerConfig::new().probe_lease(30 * SECOND));
+        let b = CircuitBreaker::new(BreakerConfig::new().with_probe_lease(30 * SECOND));
         let t0 = Instant::now();
         trip(&b, t0);
         let first = t0 + 5 * SECOND;
@@ -1319,7 +1357,7 @@ mod tests {
 
     #[test]
     fn disabled_never_rejects() {
-        let b = CircuitBreaker::new(BreakerConfig::disabled().min_calls(1));
+        let b = CircuitBreaker::new(BreakerConfig::disabled().with_min_calls(1));
         let t0 = Instant::now();
         for i in 0..1000 {
             let at = t0 + i * Duration::from_millis(7);
@@ -1403,7 +1441,7 @@ mod tests {
 
     #[test]
     fn registry_shares_and_sorts() {
-        let breakers = Breakers::new(BreakerConfig::new().min_calls(1));
+        let breakers = Breakers::new(BreakerConfig::new().with_min_calls(1));
         let hosts = ["c.example:443", "a.example:80", "b.example:443"];
         thread::scope(|s| {
             for _ in 0..4 {

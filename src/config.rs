@@ -3,40 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::breaker::BreakerConfig;
-use crate::error::{Error, ErrorKind, TimeoutPhase};
+use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
+use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
 use crate::retry::RetryPolicy;
-
-/// The outcome of one attempt, as a breaker's failure predicate sees it.
-#[derive(Debug, Clone, Copy)]
-pub enum AttemptOutcome<'a> {
-    /// The server answered with this status.
-    Status(u16),
-    /// The attempt failed.
-    Error(&'a Error),
-}
-
-/// Decides whether an attempt counts as a failure for the host's circuit breaker.
-pub type FailurePredicate = fn(AttemptOutcome<'_>) -> bool;
-
-/// The default [`FailurePredicate`]: connect errors, timeouts (other than the caller's own
-/// deadline running out), broken connections and 5xx statuses count as failures; 4xx and
-/// client-side errors (invalid request, body too large, TLS certificate) do not.
-pub fn default_breaker_failure(outcome: AttemptOutcome<'_>) -> bool {
-    match outcome {
-        AttemptOutcome::Status(s) => s >= 500,
-        AttemptOutcome::Error(e) => matches!(
-            e.kind(),
-            ErrorKind::Connect(_)
-                | ErrorKind::Io { .. }
-                | ErrorKind::Protocol
-                | ErrorKind::Timeout(
-                    TimeoutPhase::Connect | TimeoutPhase::Send | TimeoutPhase::Response
-                )
-        ),
-    }
-}
 
 /// Configuration shared by every client of a [`ClientPool`](crate::ClientPool).
 ///
@@ -110,7 +80,10 @@ impl std::fmt::Debug for Proxy {
         match self {
             Proxy::None => f.write_str("None"),
             Proxy::FromEnv => f.write_str("FromEnv"),
-            Proxy::Url(u) => f.debug_tuple("Url").field(&crate::redact_url(u)).finish(),
+            Proxy::Url(u) => f
+                .debug_tuple("Url")
+                .field(&crate::url::redact_url(u))
+                .finish(),
         }
     }
 }

@@ -11,7 +11,31 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-/// What went wrong. Marked `#[non_exhaustive]`: new kinds may be added.
+use ureq::http::StatusCode;
+
+/// What went wrong. Marked `#[non_exhaustive]`: new kinds may be added, so a `match` needs a
+/// catch-all arm.
+///
+/// # Examples
+///
+/// ```
+/// use http_sentinel::{ClientPool, ErrorKind, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
+/// // Nothing listens on port 1 of the loopback address.
+/// let err = client.get("http://127.0.0.1:1/").send().unwrap_err();
+/// let advice = match err.kind() {
+///     ErrorKind::Dns => "check the host name",
+///     ErrorKind::Connect(_) => "is the server up?",
+///     ErrorKind::Timeout(_) => "try a longer deadline",
+///     ErrorKind::Status(s) if s.is_server_error() => "the server failed",
+///     ErrorKind::CircuitOpen { .. } => "the host is failing; wait",
+///     _ => "see the error message",
+/// };
+/// assert_eq!(advice, "is the server up?");
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -49,7 +73,7 @@ pub enum ErrorKind {
     /// No client could be checked out of the pool in time.
     PoolTimeout(Duration),
     /// A status the caller asked to treat as an error (see `Response::error_for_status`).
-    Status(u16),
+    Status(StatusCode),
     /// The redirect chain was longer than the hop limit.
     TooManyRedirects(u32),
     /// A redirect was refused (https -> http downgrade, non-http scheme, missing `Location`,
@@ -65,7 +89,7 @@ pub enum ErrorKind {
         /// The wait the server asked for.
         wait: Duration,
         /// The status that carried `Retry-After`.
-        status: u16,
+        status: StatusCode,
     },
     /// A scoped worker or worker-pool job panicked.
     Panicked(String),
@@ -301,7 +325,7 @@ impl Error {
 
     /// The HTTP status, for errors made from a response ([`ErrorKind::Status`],
     /// [`ErrorKind::RetryAfterTooLong`]).
-    pub fn status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<StatusCode> {
         match self.inner.kind {
             ErrorKind::Status(s) | ErrorKind::RetryAfterTooLong { status: s, .. } => Some(s),
             _ => None,
@@ -351,7 +375,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BodyTooLarge(l) => write!(f, "response body over the {l} byte limit"),
             ErrorKind::HeaderTooLarge(l) => write!(f, "response header over the {l} byte limit"),
             ErrorKind::PoolTimeout(d) => write!(f, "no client free in the pool after {d:?}"),
-            ErrorKind::Status(s) => write!(f, "http status {s}"),
+            ErrorKind::Status(s) => write!(f, "http status {}", s.as_u16()),
             ErrorKind::TooManyRedirects(n) => write!(f, "too many redirects ({n})"),
             ErrorKind::RedirectRefused(r) => write!(f, "redirect refused: {r}"),
             ErrorKind::CircuitOpen { retry_in } => {
@@ -360,7 +384,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::RetryAfterTooLong { wait, status } => {
                 write!(
                     f,
-                    "status {status} asked to retry after {wait:?}, beyond what the call allows"
+                    "status {} asked to retry after {wait:?}, beyond what the call allows",
+                    status.as_u16()
                 )
             }
             ErrorKind::Panicked(m) => write!(f, "worker panicked: {m}"),

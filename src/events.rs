@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use ureq::http::StatusCode;
+
 use crate::breaker::BreakerState;
 use crate::error::ErrorKind;
 
@@ -62,7 +64,7 @@ pub struct AttemptEvent {
     pub(crate) host: String,
     pub(crate) attempt: u32,
     pub(crate) duration: Duration,
-    pub(crate) outcome: Result<u16, ErrorKind>,
+    pub(crate) outcome: Result<StatusCode, ErrorKind>,
     pub(crate) reused_connection: bool,
 }
 
@@ -80,7 +82,7 @@ impl AttemptEvent {
         self.duration
     }
     /// The status, or the error kind.
-    pub fn outcome(&self) -> Result<u16, &ErrorKind> {
+    pub fn outcome(&self) -> Result<StatusCode, &ErrorKind> {
         self.outcome.as_ref().map(|s| *s)
     }
     /// Whether the attempt ran on a pooled connection.
@@ -94,7 +96,7 @@ impl AttemptEvent {
 #[non_exhaustive]
 pub enum RetryReason {
     /// The server answered with a retryable status.
-    Status(u16),
+    Status(StatusCode),
     /// The attempt failed with a retryable error.
     Error(ErrorKind),
 }
@@ -102,7 +104,7 @@ pub enum RetryReason {
 impl fmt::Display for RetryReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RetryReason::Status(s) => write!(f, "status {s}"),
+            RetryReason::Status(s) => write!(f, "status {}", s.as_u16()),
             RetryReason::Error(e) => fmt::Display::fmt(e, f),
         }
     }

@@ -199,7 +199,7 @@ impl UnstartedJob {
     /// marked suspect: its pool discards it instead of taking it back.
     pub fn run(mut self, client: &Client) {
         if self.0.execute(client) {
-            client.poison();
+            client.discard_on_return();
         }
         self.0.deliver();
     }

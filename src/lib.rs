@@ -17,9 +17,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// The `http` crate's types ([`StatusCode`](http::StatusCode), [`HeaderName`](http::HeaderName),
+/// [`Uri`](http::Uri), ...), re-exported so callers need not depend on it themselves.
+pub use ureq::http;
+
 mod breaker;
+mod call;
 mod client;
 mod config;
+mod engine;
 mod error;
 mod events;
 mod fanout;
@@ -27,6 +33,10 @@ mod job;
 mod metrics;
 mod pool;
 mod redirect;
+mod request;
+mod response;
+mod shared;
+mod url;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use redirect::{fuzz_resolve, fuzz_same_origin};
@@ -34,11 +44,12 @@ mod retry;
 mod transport;
 mod workers;
 
-pub use breaker::{Admission, BreakerConfig, BreakerState, Breakers, CircuitBreaker, Transition};
-pub use client::{redact_url, Client, RequestBuilder, Response};
-pub use config::{
-    default_breaker_failure, AttemptOutcome, FailurePredicate, PoolConfig, PoolConfigBuilder, Proxy,
+pub use breaker::{
+    default_breaker_failure, Admission, AttemptOutcome, BreakerConfig, BreakerState, Breakers,
+    CircuitBreaker, FailurePredicate, Transition,
 };
+pub use client::Client;
+pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
 pub use error::{ConnectFailure, Error, ErrorClass, ErrorKind, TimeoutPhase, TlsFailure};
 pub use events::{
     AttemptEvent, BreakerEvent, CheckoutEvent, EventHandler, RetryEvent, RetryReason,
@@ -47,11 +58,14 @@ pub use events::{
 pub use fanout::FanOut;
 pub use job::{JobHandle, SubmitError, UnstartedJob};
 pub use metrics::{HostStats, LatencySummary, PoolState, Stats};
-pub use pool::{Checkout, ClientPool, Worker};
+pub use pool::{Checkout, ClientPool, ScopedClient};
+pub use request::RequestBuilder;
+pub use response::Response;
 pub use retry::{
     parse_retry_after, Backoff, Jitter, RetryBudget, RetryDecision, RetryEngine, RetryError,
     RetryPolicy, StopReason,
 };
+pub use url::redact_url;
 pub use workers::{WorkerPool, WorkerPoolBuilder, WorkerPoolState};
 
 /// The README's examples, compiled as doc tests so the README stays true.

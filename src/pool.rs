@@ -2,66 +2,21 @@
 //! thread-local access; scoped workers.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::breaker::{Breakers, CircuitBreaker};
 use crate::client::Client;
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
-use crate::events::{CheckoutEvent, EventHandler};
-use crate::metrics::{PoolState, Registry, Stats};
-use crate::retry::RetryBudget;
+use crate::events::CheckoutEvent;
+use crate::metrics::{PoolState, Stats};
+use crate::shared::Shared;
+#[cfg(feature = "fuzzing")]
 use crate::transport;
-
-/// Pool-wide state every client of a pool shares: configuration and TLS roots. Nothing here is
-/// locked on the request path.
-pub(crate) struct Shared {
-    pub(crate) config: PoolConfig,
-    pub(crate) tls: Arc<rustls::ClientConfig>,
-    pub(crate) breakers: Breakers,
-    budgets: RwLock<HashMap<String, Arc<RetryBudget>>>,
-    pub(crate) metrics: Arc<Registry>,
-    #[cfg(feature = "fuzzing")]
-    pub(crate) script: Option<Arc<transport::scripted::Script>>,
-}
-
-/// What a client caches per host so that its hot path does not touch the pool's maps.
-pub(crate) struct HostPolicy {
-    pub(crate) breaker: Arc<CircuitBreaker>,
-    pub(crate) budget: Arc<RetryBudget>,
-}
-
-impl Shared {
-    pub(crate) fn events(&self) -> Option<&dyn EventHandler> {
-        self.config.events.as_ref().map(|h| &*h.0)
-    }
-
-    /// The pool-wide breaker and retry budget of `host`, created on first use.
-    pub(crate) fn host_policy(&self, host: &str) -> HostPolicy {
-        let existing = self
-            .budgets
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(host)
-            .cloned();
-        let budget = existing.unwrap_or_else(|| {
-            let mut map = self.budgets.write().unwrap_or_else(PoisonError::into_inner);
-            map.entry(host.to_owned())
-                .or_insert_with(|| Arc::new(RetryBudget::from_policy(&self.config.retry)))
-                .clone()
-        });
-        HostPolicy {
-            breaker: self.breakers.get(host),
-            budget,
-        }
-    }
-}
 
 struct Slots {
     // LIFO: the most recently returned client has the warmest connections.
@@ -116,29 +71,10 @@ impl ClientPool {
     ///
     /// [`ErrorKind::InvalidConfig`] when an extra root certificate or the proxy URL is invalid.
     pub fn new(config: PoolConfig) -> Result<ClientPool, Error> {
-        if let crate::Proxy::Url(u) = &config.proxy {
-            ureq::Proxy::new(u)
-                .map_err(|_| Error::new(ErrorKind::InvalidConfig("proxy url is invalid".into())))?;
-        }
-        let tls = transport::tls_config(&config)?;
         Ok(ClientPool {
             inner: Arc::new(PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
-                shared: Arc::new(Shared {
-                    // A probe may take the whole call deadline: until then it is not lost.
-                    breakers: Breakers::new(
-                        config
-                            .breaker
-                            .clone()
-                            .probe_lease(config.breaker.get_probe_lease().max(config.deadline)),
-                    ),
-                    budgets: RwLock::new(HashMap::new()),
-                    metrics: Arc::new(Registry::new()),
-                    #[cfg(feature = "fuzzing")]
-                    script: None,
-                    config,
-                    tls,
-                }),
+                shared: Arc::new(Shared::new(config)?),
                 slots: Mutex::new(Slots {
                     idle: Vec::new(),
                     created: 0,
@@ -377,7 +313,7 @@ impl ClientPool {
     /// ```
     pub fn scope<R, F>(&self, workers: usize, f: F) -> Vec<Result<R, Error>>
     where
-        F: Fn(&mut Worker) -> R + Sync,
+        F: Fn(&mut ScopedClient) -> R + Sync,
         R: Send,
     {
         let f = &f;
@@ -386,7 +322,7 @@ impl ClientPool {
                 .map(|id| {
                     std::thread::Builder::new()
                         .name(format!("sentinel-worker-{id}"))
-                        .spawn_scoped(s, move || self.run_worker(id, f))
+                        .spawn_scoped(s, move || self.run_scoped(id, f))
                 })
                 .collect();
             handles
@@ -399,8 +335,12 @@ impl ClientPool {
         })
     }
 
-    fn run_worker<R>(&self, id: usize, f: &(impl Fn(&mut Worker) -> R + Sync)) -> Result<R, Error> {
-        let mut worker = Worker {
+    fn run_scoped<R>(
+        &self,
+        id: usize,
+        f: &(impl Fn(&mut ScopedClient) -> R + Sync),
+    ) -> Result<R, Error> {
+        let mut worker = ScopedClient {
             id,
             checkout: self.checkout()?,
         };
@@ -444,7 +384,7 @@ impl Checkout {
     /// fresh one when needed.
     pub fn discard(&mut self) {
         if let Some(c) = &self.client {
-            c.poison();
+            c.discard_on_return();
         }
     }
 }
@@ -469,7 +409,7 @@ impl Drop for Checkout {
         let Some(client) = self.client.take() else {
             return;
         };
-        let dirty = std::thread::panicking() || client.is_poisoned();
+        let dirty = std::thread::panicking() || client.should_discard();
         let mut slots = self.pool.lock();
         if dirty {
             slots.created -= 1;
@@ -483,21 +423,22 @@ impl Drop for Checkout {
     }
 }
 
-/// One scoped worker: a stable id and its own checked-out client (it derefs to [`Client`]).
+/// The client lent to one of [`ClientPool::scope`]'s workers: a stable worker id and its own
+/// checked-out client (it derefs to [`Client`]). Not related to [`WorkerPool`](crate::WorkerPool).
 #[derive(Debug)]
-pub struct Worker {
+pub struct ScopedClient {
     id: usize,
     checkout: Checkout,
 }
 
-impl Worker {
+impl ScopedClient {
     /// The worker's id, `0..workers`, stable for the scope.
     pub fn id(&self) -> usize {
         self.id
     }
 }
 
-impl Deref for Worker {
+impl Deref for ScopedClient {
     type Target = Client;
 
     fn deref(&self) -> &Client {

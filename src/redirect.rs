@@ -6,9 +6,10 @@
 //! into GET without a body (HEAD stays HEAD); 307/308 re-send method and body; only http(s)
 //! `Location`s are followed, relative ones resolved against the current URL.
 
-use ureq::http::{Method, Uri};
+use ureq::http::{Method, StatusCode, Uri};
 
 use crate::error::{Error, ErrorKind};
+use crate::url::same_origin;
 
 /// What the engine does after a 3xx response.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,13 +32,13 @@ pub(crate) struct Hop {
 /// `RedirectRefused` for a non-http(s) target, an https -> http downgrade when not allowed,
 /// or an unparsable `Location`.
 pub(crate) fn next_hop(
-    status: u16,
+    status: StatusCode,
     location: Option<&str>,
     current: &Uri,
     method: &Method,
     allow_downgrade: bool,
 ) -> Result<Option<Hop>, Error> {
-    let keep_method = match status {
+    let keep_method = match status.as_u16() {
         301..=303 => false,
         307 | 308 => true,
         _ => return Ok(None),
@@ -63,24 +64,6 @@ pub(crate) fn next_hop(
         method,
         uri,
     }))
-}
-
-/// The effective port of an http(s) URI.
-pub(crate) fn port(uri: &Uri) -> u16 {
-    uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    })
-}
-
-/// Same scheme, host (ASCII case-insensitive) and effective port.
-pub(crate) fn same_origin(a: &Uri, b: &Uri) -> bool {
-    a.scheme_str() == b.scheme_str()
-        && port(a) == port(b)
-        && match (a.host(), b.host()) {
-            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
-            _ => false,
-        }
 }
 
 fn refused(why: &str) -> Error {
@@ -169,6 +152,10 @@ pub fn fuzz_same_origin(a: &str, b: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
+    fn st(code: u16) -> StatusCode {
+        StatusCode::from_u16(code).unwrap()
+    }
+
     fn u(s: &str) -> Uri {
         s.parse().unwrap()
     }
@@ -239,28 +226,28 @@ mod tests {
             (307, Method::POST, true),
             (308, Method::POST, true),
         ] {
-            let hop = next_hop(status, Some("/n"), &base, &post, false)
+            let hop = next_hop(st(status), Some("/n"), &base, &post, false)
                 .unwrap()
                 .unwrap();
             assert_eq!((hop.method, hop.keep_body), (method, keep), "{status}");
         }
-        let head = next_hop(303, Some("/n"), &base, &Method::HEAD, false)
+        let head = next_hop(st(303), Some("/n"), &base, &Method::HEAD, false)
             .unwrap()
             .unwrap();
         assert_eq!(head.method, Method::HEAD);
         assert_eq!(
-            next_hop(304, Some("/n"), &base, &post, false).unwrap(),
+            next_hop(st(304), Some("/n"), &base, &post, false).unwrap(),
             None
         );
-        assert_eq!(next_hop(302, None, &base, &post, false).unwrap(), None);
+        assert_eq!(next_hop(st(302), None, &base, &post, false).unwrap(), None);
     }
 
     #[test]
     fn downgrade_is_refused_unless_allowed() {
         let base = u("https://a.test/");
         let get = Method::GET;
-        assert!(next_hop(302, Some("http://a.test/"), &base, &get, false).is_err());
-        let hop = next_hop(302, Some("http://a.test/"), &base, &get, true)
+        assert!(next_hop(st(302), Some("http://a.test/"), &base, &get, false).is_err());
+        let hop = next_hop(st(302), Some("http://a.test/"), &base, &get, true)
             .unwrap()
             .unwrap();
         assert!(hop.cross_origin);

@@ -27,8 +27,8 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// ```
 /// use http_sentinel::{Jitter, RetryPolicy};
 ///
-/// let policy = RetryPolicy::new().jitter(Jitter::Equal);
-/// assert_eq!(policy.get_jitter(), Jitter::Equal);
+/// let policy = RetryPolicy::new().with_jitter(Jitter::Equal);
+/// assert_eq!(policy.jitter(), Jitter::Equal);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jitter {
@@ -90,7 +90,7 @@ fn fraction_of(d: Duration, fraction: f64) -> Duration {
 /// use http_sentinel::{Jitter, RetryPolicy};
 /// use std::time::Duration;
 ///
-/// let delays: Vec<Duration> = RetryPolicy::new().jitter(Jitter::None).backoff().take(3).collect();
+/// let delays: Vec<Duration> = RetryPolicy::new().with_jitter(Jitter::None).backoff().take(3).collect();
 /// assert_eq!(delays, [100, 200, 400].map(Duration::from_millis));
 /// ```
 #[derive(Debug, Clone)]
@@ -214,10 +214,10 @@ const fn assert_budget_window(window: Duration) {
 /// use std::time::Duration;
 ///
 /// let policy = RetryPolicy::new()
-///     .max_attempts(5)
-///     .base_delay(Duration::from_millis(50))
-///     .jitter(Jitter::Equal)
-///     .retry_statuses([429, 503]);
+///     .with_max_attempts(5)
+///     .with_base_delay(Duration::from_millis(50))
+///     .with_jitter(Jitter::Equal)
+///     .with_retry_statuses([429, 503]);
 /// assert!(policy.is_retryable_status(503));
 /// assert!(!policy.is_retryable_status(500));
 /// ```
@@ -246,7 +246,7 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     ///
     /// const POLICY: RetryPolicy = RetryPolicy::new();
-    /// assert_eq!(POLICY.get_max_attempts(), 3);
+    /// assert_eq!(POLICY.max_attempts(), 3);
     /// ```
     pub const fn new() -> Self {
         Self {
@@ -276,10 +276,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::none().get_max_attempts(), 1);
+    /// assert_eq!(RetryPolicy::none().max_attempts(), 1);
     /// ```
     pub const fn none() -> Self {
-        Self::new().max_attempts(1)
+        Self::new().with_max_attempts(1)
     }
 
     /// Sets the total number of attempts, the first one included.
@@ -294,10 +294,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().max_attempts(5).get_max_attempts(), 5);
+    /// assert_eq!(RetryPolicy::new().with_max_attempts(5).max_attempts(), 5);
     /// ```
     #[must_use]
-    pub const fn max_attempts(mut self, attempts: u32) -> Self {
+    pub const fn with_max_attempts(mut self, attempts: u32) -> Self {
         assert!(attempts > 0, "max_attempts must be at least 1");
         self.max_attempts = attempts;
         self
@@ -312,11 +312,11 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// let policy = RetryPolicy::new().base_delay(Duration::from_millis(250));
-    /// assert_eq!(policy.get_base_delay(), Duration::from_millis(250));
+    /// let policy = RetryPolicy::new().with_base_delay(Duration::from_millis(250));
+    /// assert_eq!(policy.base_delay(), Duration::from_millis(250));
     /// ```
     #[must_use]
-    pub const fn base_delay(mut self, delay: Duration) -> Self {
+    pub const fn with_base_delay(mut self, delay: Duration) -> Self {
         self.base_delay = delay;
         self
     }
@@ -334,10 +334,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().multiplier(3.0).get_multiplier(), 3.0);
+    /// assert_eq!(RetryPolicy::new().with_multiplier(3.0).multiplier(), 3.0);
     /// ```
     #[must_use]
-    pub const fn multiplier(mut self, multiplier: f64) -> Self {
+    pub const fn with_multiplier(mut self, multiplier: f64) -> Self {
         assert!(
             multiplier.is_finite() && multiplier >= 1.0,
             "multiplier must be finite and at least 1.0"
@@ -354,11 +354,11 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// let policy = RetryPolicy::new().max_delay(Duration::from_secs(2));
-    /// assert_eq!(policy.get_max_delay(), Duration::from_secs(2));
+    /// let policy = RetryPolicy::new().with_max_delay(Duration::from_secs(2));
+    /// assert_eq!(policy.max_delay(), Duration::from_secs(2));
     /// ```
     #[must_use]
-    pub const fn max_delay(mut self, delay: Duration) -> Self {
+    pub const fn with_max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
         self
     }
@@ -370,10 +370,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::{Jitter, RetryPolicy};
     ///
-    /// assert_eq!(RetryPolicy::new().jitter(Jitter::None).get_jitter(), Jitter::None);
+    /// assert_eq!(RetryPolicy::new().with_jitter(Jitter::None).jitter(), Jitter::None);
     /// ```
     #[must_use]
-    pub const fn jitter(mut self, jitter: Jitter) -> Self {
+    pub const fn with_jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
     }
@@ -393,11 +393,11 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// let policy = RetryPolicy::new().retry_statuses([408, 503]);
-    /// assert_eq!(policy.get_retry_statuses().collect::<Vec<_>>(), [408, 503]);
+    /// let policy = RetryPolicy::new().with_retry_statuses([408, 503]);
+    /// assert_eq!(policy.retry_statuses().collect::<Vec<_>>(), [408, 503]);
     /// ```
     #[must_use]
-    pub fn retry_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+    pub fn with_retry_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
         let mut set = StatusSet::EMPTY;
         for status in statuses {
             assert!(
@@ -424,12 +424,12 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// let policy = RetryPolicy::new().retry_non_idempotent(true);
-    /// assert!(policy.get_retry_non_idempotent());
+    /// let policy = RetryPolicy::new().with_retry_non_idempotent(true);
+    /// assert!(policy.retry_non_idempotent());
     /// assert!(policy.is_replayable("POST", false));
     /// ```
     #[must_use]
-    pub const fn retry_non_idempotent(mut self, allow: bool) -> Self {
+    pub const fn with_retry_non_idempotent(mut self, allow: bool) -> Self {
         self.retry_non_idempotent = allow;
         self
     }
@@ -444,11 +444,11 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// let policy = RetryPolicy::new().max_retry_after(Duration::from_secs(5));
-    /// assert_eq!(policy.get_max_retry_after(), Duration::from_secs(5));
+    /// let policy = RetryPolicy::new().with_max_retry_after(Duration::from_secs(5));
+    /// assert_eq!(policy.max_retry_after(), Duration::from_secs(5));
     /// ```
     #[must_use]
-    pub const fn max_retry_after(mut self, limit: Duration) -> Self {
+    pub const fn with_max_retry_after(mut self, limit: Duration) -> Self {
         self.max_retry_after = limit;
         self
     }
@@ -465,10 +465,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().budget_ratio(0.1).get_budget_ratio(), 0.1);
+    /// assert_eq!(RetryPolicy::new().with_budget_ratio(0.1).budget_ratio(), 0.1);
     /// ```
     #[must_use]
-    pub const fn budget_ratio(mut self, ratio: f64) -> Self {
+    pub const fn with_budget_ratio(mut self, ratio: f64) -> Self {
         assert_budget_ratio(ratio);
         self.budget_ratio = ratio;
         self
@@ -482,10 +482,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().budget_min_per_sec(2).get_budget_min_per_sec(), 2);
+    /// assert_eq!(RetryPolicy::new().with_budget_min_per_sec(2).budget_min_per_sec(), 2);
     /// ```
     #[must_use]
-    pub const fn budget_min_per_sec(mut self, retries: u32) -> Self {
+    pub const fn with_budget_min_per_sec(mut self, retries: u32) -> Self {
         self.budget_min_per_sec = retries;
         self
     }
@@ -503,11 +503,11 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// let policy = RetryPolicy::new().budget_window(Duration::from_secs(30));
-    /// assert_eq!(policy.get_budget_window(), Duration::from_secs(30));
+    /// let policy = RetryPolicy::new().with_budget_window(Duration::from_secs(30));
+    /// assert_eq!(policy.budget_window(), Duration::from_secs(30));
     /// ```
     #[must_use]
-    pub const fn budget_window(mut self, window: Duration) -> Self {
+    pub const fn with_budget_window(mut self, window: Duration) -> Self {
         assert_budget_window(window);
         self.budget_window = window;
         self
@@ -520,9 +520,9 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().get_max_attempts(), 3);
+    /// assert_eq!(RetryPolicy::new().max_attempts(), 3);
     /// ```
-    pub const fn get_max_attempts(&self) -> u32 {
+    pub const fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
@@ -534,9 +534,9 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// assert_eq!(RetryPolicy::new().get_base_delay(), Duration::from_millis(100));
+    /// assert_eq!(RetryPolicy::new().base_delay(), Duration::from_millis(100));
     /// ```
-    pub const fn get_base_delay(&self) -> Duration {
+    pub const fn base_delay(&self) -> Duration {
         self.base_delay
     }
 
@@ -547,9 +547,9 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().get_multiplier(), 2.0);
+    /// assert_eq!(RetryPolicy::new().multiplier(), 2.0);
     /// ```
-    pub const fn get_multiplier(&self) -> f64 {
+    pub const fn multiplier(&self) -> f64 {
         self.multiplier
     }
 
@@ -561,9 +561,9 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// assert_eq!(RetryPolicy::new().get_max_delay(), Duration::from_secs(10));
+    /// assert_eq!(RetryPolicy::new().max_delay(), Duration::from_secs(10));
     /// ```
-    pub const fn get_max_delay(&self) -> Duration {
+    pub const fn max_delay(&self) -> Duration {
         self.max_delay
     }
 
@@ -574,9 +574,9 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::{Jitter, RetryPolicy};
     ///
-    /// assert_eq!(RetryPolicy::new().get_jitter(), Jitter::Full);
+    /// assert_eq!(RetryPolicy::new().jitter(), Jitter::Full);
     /// ```
-    pub const fn get_jitter(&self) -> Jitter {
+    pub const fn jitter(&self) -> Jitter {
         self.jitter
     }
 
@@ -587,10 +587,10 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// let statuses: Vec<u16> = RetryPolicy::new().get_retry_statuses().collect();
+    /// let statuses: Vec<u16> = RetryPolicy::new().retry_statuses().collect();
     /// assert_eq!(statuses, [429, 500, 502, 503, 504]);
     /// ```
-    pub fn get_retry_statuses(&self) -> impl Iterator<Item = u16> {
+    pub fn retry_statuses(&self) -> impl Iterator<Item = u16> {
         self.retry_statuses.iter()
     }
 
@@ -602,9 +602,9 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert!(!RetryPolicy::new().get_retry_non_idempotent());
+    /// assert!(!RetryPolicy::new().retry_non_idempotent());
     /// ```
-    pub const fn get_retry_non_idempotent(&self) -> bool {
+    pub const fn retry_non_idempotent(&self) -> bool {
         self.retry_non_idempotent
     }
 
@@ -616,9 +616,9 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// assert_eq!(RetryPolicy::new().get_max_retry_after(), Duration::from_secs(60));
+    /// assert_eq!(RetryPolicy::new().max_retry_after(), Duration::from_secs(60));
     /// ```
-    pub const fn get_max_retry_after(&self) -> Duration {
+    pub const fn max_retry_after(&self) -> Duration {
         self.max_retry_after
     }
 
@@ -629,9 +629,9 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().get_budget_ratio(), 0.2);
+    /// assert_eq!(RetryPolicy::new().budget_ratio(), 0.2);
     /// ```
-    pub const fn get_budget_ratio(&self) -> f64 {
+    pub const fn budget_ratio(&self) -> f64 {
         self.budget_ratio
     }
 
@@ -642,9 +642,9 @@ impl RetryPolicy {
     /// ```
     /// use http_sentinel::RetryPolicy;
     ///
-    /// assert_eq!(RetryPolicy::new().get_budget_min_per_sec(), 10);
+    /// assert_eq!(RetryPolicy::new().budget_min_per_sec(), 10);
     /// ```
-    pub const fn get_budget_min_per_sec(&self) -> u32 {
+    pub const fn budget_min_per_sec(&self) -> u32 {
         self.budget_min_per_sec
     }
 
@@ -656,9 +656,9 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// assert_eq!(RetryPolicy::new().get_budget_window(), Duration::from_secs(10));
+    /// assert_eq!(RetryPolicy::new().budget_window(), Duration::from_secs(10));
     /// ```
-    pub const fn get_budget_window(&self) -> Duration {
+    pub const fn budget_window(&self) -> Duration {
         self.budget_window
     }
 
@@ -715,7 +715,7 @@ impl RetryPolicy {
     /// use http_sentinel::RetryPolicy;
     /// use std::time::Duration;
     ///
-    /// let policy = RetryPolicy::new().max_retry_after(Duration::from_secs(30));
+    /// let policy = RetryPolicy::new().with_max_retry_after(Duration::from_secs(30));
     /// assert_eq!(policy.retry_after_delay(Duration::from_secs(5)), Ok(Duration::from_secs(5)));
     /// assert_eq!(policy.retry_after_delay(Duration::from_secs(90)), Err(Duration::from_secs(90)));
     /// ```
@@ -1209,7 +1209,7 @@ impl fmt::Display for StopReason {
 /// use http_sentinel::{RetryDecision, RetryEngine, RetryPolicy, StopReason};
 /// use std::time::Duration;
 ///
-/// let engine = RetryEngine::new(RetryPolicy::new().base_delay(Duration::ZERO));
+/// let engine = RetryEngine::new(RetryPolicy::new().with_base_delay(Duration::ZERO));
 /// let error = engine.execute(|_| Err::<(), _>("busy"), |_| RetryDecision::Retry).unwrap_err();
 /// assert_eq!(error.to_string(), "gave up after 3 attempts: busy");
 /// ```
@@ -1259,7 +1259,7 @@ impl<E> RetryError<E> {
     /// use http_sentinel::{RetryDecision, RetryEngine, RetryPolicy};
     /// use std::time::Duration;
     ///
-    /// let engine = RetryEngine::new(RetryPolicy::new().max_attempts(4).base_delay(Duration::ZERO));
+    /// let engine = RetryEngine::new(RetryPolicy::new().with_max_attempts(4).with_base_delay(Duration::ZERO));
     /// let error = engine.execute(|_| Err::<(), _>(()), |_| RetryDecision::Retry).unwrap_err();
     /// assert_eq!(error.attempts(), 4);
     /// ```
@@ -1309,7 +1309,7 @@ impl<E: Error + 'static> Error for RetryError<E> {
 /// use http_sentinel::{RetryDecision, RetryEngine, RetryPolicy};
 /// use std::time::Duration;
 ///
-/// let engine = RetryEngine::new(RetryPolicy::new().base_delay(Duration::from_millis(1)))
+/// let engine = RetryEngine::new(RetryPolicy::new().with_base_delay(Duration::from_millis(1)))
 ///     .deadline(Duration::from_secs(5));
 /// let result = engine.execute(
 ///     |attempt| if attempt < 3 { Err("busy") } else { Ok(attempt) },
@@ -1332,7 +1332,7 @@ impl RetryEngine {
     /// ```
     /// use http_sentinel::{RetryEngine, RetryPolicy};
     ///
-    /// let engine = RetryEngine::new(RetryPolicy::new().max_attempts(2));
+    /// let engine = RetryEngine::new(RetryPolicy::new().with_max_attempts(2));
     /// # let _ = engine;
     /// ```
     pub const fn new(policy: RetryPolicy) -> Self {
@@ -1354,7 +1354,7 @@ impl RetryEngine {
     /// use http_sentinel::{RetryDecision, RetryEngine, RetryPolicy, StopReason};
     /// use std::time::Duration;
     ///
-    /// let engine = RetryEngine::new(RetryPolicy::new().base_delay(Duration::from_secs(60)))
+    /// let engine = RetryEngine::new(RetryPolicy::new().with_base_delay(Duration::from_secs(60)))
     ///     .deadline(Duration::from_secs(1));
     /// let error = engine.execute(|_| Err::<(), _>(()), |_| RetryDecision::Retry).unwrap_err();
     /// assert_eq!(error.reason(), StopReason::DeadlineExceeded);
@@ -1418,55 +1418,130 @@ impl RetryEngine {
         F: FnMut(u32) -> Result<T, E>,
         C: Fn(&E) -> RetryDecision,
     {
-        let deadline = self.deadline.and_then(|d| Instant::now().checked_add(d));
+        let started = Instant::now();
+        let deadline = self.deadline.map(|d| later(started, d));
         if let Some(budget) = &self.budget {
-            budget.record_request();
+            budget.record_request_at(started);
         }
-        let mut backoff = self.policy.backoff();
-        let mut attempt = 1;
+        let mut retries = RetryState::new(deadline);
         loop {
+            let attempt = retries.begin_attempt();
             let error = match op(attempt) {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             let decision = classify(&error);
-            let stop = |reason| RetryError {
-                error,
-                attempts: attempt,
-                reason,
-            };
-            if decision == RetryDecision::Fail {
-                return Err(stop(StopReason::NotRetryable));
-            }
-            if attempt >= self.policy.max_attempts {
-                return Err(stop(StopReason::AttemptsExhausted));
-            }
-            let delay = match decision {
-                RetryDecision::RetryAfter(wait) => match self.policy.retry_after_delay(wait) {
-                    Ok(wait) => wait,
-                    Err(wait) => return Err(stop(StopReason::RetryAfterTooLong(wait))),
-                },
-                _ => backoff.next_delay(),
-            };
-            let past_deadline = |deadline| {
-                Instant::now()
-                    .checked_add(delay)
-                    .is_none_or(|end| end > deadline)
-            };
-            if deadline.is_some_and(past_deadline) {
-                return Err(stop(StopReason::DeadlineExceeded));
-            }
-            if self
-                .budget
-                .as_ref()
-                .is_some_and(|budget| !budget.try_withdraw())
+            let budget = self.budget.as_deref();
+            match self
+                .policy
+                .decide(&mut retries, decision, budget, Instant::now())
             {
-                return Err(stop(StopReason::BudgetExhausted));
+                Ok(delay) => {
+                    log::warn!("attempt {attempt} failed; retrying in {delay:?}");
+                    std::thread::sleep(delay);
+                }
+                Err(reason) => {
+                    return Err(RetryError {
+                        error,
+                        attempts: attempt,
+                        reason,
+                    })
+                }
             }
-            log::warn!("attempt {attempt} failed; retrying in {delay:?}");
-            std::thread::sleep(delay);
-            attempt += 1;
         }
+    }
+}
+
+/// `t + d`, or a point a century later when that overflows (a `Duration::MAX` deadline).
+pub(crate) fn later(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(CENTURY))
+        .unwrap_or(t)
+}
+
+/// Where one call's retries stand: attempts made so far, the backoff sequence (drawn lazily,
+/// so a call that never retries never seeds one) and the deadline. [`RetryPolicy::decide`]
+/// reads and advances it.
+#[derive(Debug)]
+pub(crate) struct RetryState {
+    attempts: u32,
+    backoff: Option<Backoff>,
+    deadline: Option<Instant>,
+}
+
+impl RetryState {
+    pub(crate) const fn new(deadline: Option<Instant>) -> Self {
+        Self {
+            attempts: 0,
+            backoff: None,
+            deadline,
+        }
+    }
+
+    /// Counts an attempt about to be made; returns its number, from 1.
+    pub(crate) fn begin_attempt(&mut self) -> u32 {
+        self.attempts += 1;
+        self.attempts
+    }
+
+    /// Takes back the last attempt: it was replayed for free (a stale pooled connection) and
+    /// does not count against `max_attempts`.
+    pub(crate) fn forget_attempt(&mut self) {
+        self.attempts = self.attempts.saturating_sub(1);
+    }
+
+    /// Attempts counted so far.
+    pub(crate) const fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+impl RetryPolicy {
+    /// The one retry decision, shared by the client's engine and [`RetryEngine`]: after a
+    /// failed attempt, either the wait before the next one or why there is none. In order:
+    /// the classifier said no; every allowed attempt is spent; the server asked for a wait
+    /// above [`max_retry_after`](Self::max_retry_after); the wait would reach the deadline (a
+    /// server-requested wait is then reported as too long, with what the server asked for);
+    /// the budget has no retry left. Only a `Ok` spends budget.
+    pub(crate) fn decide(
+        &self,
+        state: &mut RetryState,
+        decision: RetryDecision,
+        budget: Option<&RetryBudget>,
+        now: Instant,
+    ) -> Result<Duration, StopReason> {
+        let server_wait = match decision {
+            RetryDecision::Fail => return Err(StopReason::NotRetryable),
+            RetryDecision::Retry => None,
+            RetryDecision::RetryAfter(wait) => Some(wait),
+        };
+        if state.attempts >= self.max_attempts {
+            return Err(StopReason::AttemptsExhausted);
+        }
+        let delay = match server_wait {
+            Some(wait) => self
+                .retry_after_delay(wait)
+                .map_err(StopReason::RetryAfterTooLong)?,
+            None => state
+                .backoff
+                .get_or_insert_with(|| self.backoff())
+                .next_delay(),
+        };
+        // Sleeping into the deadline leaves no time for the attempt it waits for.
+        if state
+            .deadline
+            .is_some_and(|deadline| later(now, delay) >= deadline)
+        {
+            return Err(match server_wait {
+                Some(wait) => StopReason::RetryAfterTooLong(wait),
+                None => StopReason::DeadlineExceeded,
+            });
+        }
+        if budget.is_some_and(|b| !b.try_withdraw_at(now)) {
+            return Err(StopReason::BudgetExhausted);
+        }
+        Ok(delay)
     }
 }
 
@@ -1487,36 +1562,40 @@ mod tests {
 
     #[test]
     fn unjittered_backoff_doubles_up_to_the_cap() {
-        let policy = RetryPolicy::new().jitter(Jitter::None);
+        let policy = RetryPolicy::new().with_jitter(Jitter::None);
         let expected = [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000].map(ms);
         assert_eq!(delays(&policy, 9), expected);
     }
 
     #[test]
     fn multiplier_three_triples_up_to_the_cap() {
-        let policy = RetryPolicy::new().jitter(Jitter::None).multiplier(3.0);
+        let policy = RetryPolicy::new()
+            .with_jitter(Jitter::None)
+            .with_multiplier(3.0);
         let expected = [100, 300, 900, 2700, 8100, 10_000, 10_000].map(ms);
         assert_eq!(delays(&policy, 7), expected);
     }
 
     #[test]
     fn multiplier_one_keeps_the_base_delay() {
-        let policy = RetryPolicy::new().jitter(Jitter::None).multiplier(1.0);
+        let policy = RetryPolicy::new()
+            .with_jitter(Jitter::None)
+            .with_multiplier(1.0);
         assert_eq!(delays(&policy, 3), [ms(100); 3]);
     }
 
     #[test]
     fn base_above_the_cap_is_capped() {
         let policy = RetryPolicy::new()
-            .jitter(Jitter::None)
-            .base_delay(Duration::from_secs(30))
-            .max_delay(Duration::from_secs(5));
+            .with_jitter(Jitter::None)
+            .with_base_delay(Duration::from_secs(30))
+            .with_max_delay(Duration::from_secs(5));
         assert_eq!(delays(&policy, 2), [Duration::from_secs(5); 2]);
     }
 
     #[test]
     fn far_retries_and_huge_multipliers_saturate_without_panicking() {
-        let policy = RetryPolicy::new().jitter(Jitter::None);
+        let policy = RetryPolicy::new().with_jitter(Jitter::None);
         assert_eq!(policy.backoff().nth(1000), Some(Duration::from_secs(10)));
 
         for jitter in [
@@ -1526,17 +1605,17 @@ mod tests {
             Jitter::Decorrelated,
         ] {
             let unbounded = RetryPolicy::new()
-                .jitter(jitter)
-                .multiplier(1e300)
-                .base_delay(Duration::MAX)
-                .max_delay(Duration::MAX);
+                .with_jitter(jitter)
+                .with_multiplier(1e300)
+                .with_base_delay(Duration::MAX)
+                .with_max_delay(Duration::MAX);
             assert!(unbounded.backoff().take(50).all(|d| d <= Duration::MAX));
         }
 
         let zero_base = RetryPolicy::new()
-            .jitter(Jitter::None)
-            .multiplier(1e300)
-            .base_delay(Duration::ZERO);
+            .with_jitter(Jitter::None)
+            .with_multiplier(1e300)
+            .with_base_delay(Duration::ZERO);
         assert_eq!(zero_base.backoff().nth(1000), Some(Duration::ZERO));
     }
 
@@ -1544,9 +1623,9 @@ mod tests {
     /// distribution.
     fn flat(jitter: Jitter) -> Vec<Duration> {
         let policy = RetryPolicy::new()
-            .jitter(jitter)
-            .multiplier(1.0)
-            .base_delay(Duration::from_secs(1));
+            .with_jitter(jitter)
+            .with_multiplier(1.0)
+            .with_base_delay(Duration::from_secs(1));
         delays(&policy, 1000)
     }
 
@@ -1568,7 +1647,7 @@ mod tests {
 
     #[test]
     fn decorrelated_jitter_stays_between_base_and_three_times_previous() {
-        let policy = RetryPolicy::new().jitter(Jitter::Decorrelated);
+        let policy = RetryPolicy::new().with_jitter(Jitter::Decorrelated);
         let mut previous = ms(100);
         for delay in delays(&policy, 1000) {
             assert!(delay >= ms(100), "{delay:?} below base");
@@ -1582,7 +1661,7 @@ mod tests {
     #[test]
     fn same_seed_repeats_and_other_seeds_differ() {
         for jitter in [Jitter::Full, Jitter::Equal, Jitter::Decorrelated] {
-            let policy = RetryPolicy::new().jitter(jitter);
+            let policy = RetryPolicy::new().with_jitter(jitter);
             let run = |seed| {
                 policy
                     .backoff()
@@ -1597,7 +1676,7 @@ mod tests {
 
     #[test]
     fn unseeded_backoffs_differ() {
-        let policy = RetryPolicy::new().multiplier(1.0);
+        let policy = RetryPolicy::new().with_multiplier(1.0);
         let a: Vec<_> = policy.backoff().take(10).collect();
         let b: Vec<_> = policy.backoff().take(10).collect();
         assert_ne!(a, b);
@@ -1608,32 +1687,32 @@ mod tests {
     #[test]
     fn defaults() {
         let policy = RetryPolicy::default();
-        assert_eq!(policy.get_max_attempts(), 3);
-        assert_eq!(policy.get_base_delay(), ms(100));
-        assert_eq!(policy.get_multiplier(), 2.0);
-        assert_eq!(policy.get_max_delay(), Duration::from_secs(10));
-        assert_eq!(policy.get_jitter(), Jitter::Full);
+        assert_eq!(policy.max_attempts(), 3);
+        assert_eq!(policy.base_delay(), ms(100));
+        assert_eq!(policy.multiplier(), 2.0);
+        assert_eq!(policy.max_delay(), Duration::from_secs(10));
+        assert_eq!(policy.jitter(), Jitter::Full);
         assert_eq!(
-            policy.get_retry_statuses().collect::<Vec<_>>(),
+            policy.retry_statuses().collect::<Vec<_>>(),
             [429, 500, 502, 503, 504]
         );
-        assert!(!policy.get_retry_non_idempotent());
-        assert_eq!(policy.get_max_retry_after(), Duration::from_secs(60));
-        assert_eq!(policy.get_budget_ratio(), 0.2);
-        assert_eq!(policy.get_budget_min_per_sec(), 10);
-        assert_eq!(policy.get_budget_window(), Duration::from_secs(10));
-        assert_eq!(RetryPolicy::none().get_max_attempts(), 1);
+        assert!(!policy.retry_non_idempotent());
+        assert_eq!(policy.max_retry_after(), Duration::from_secs(60));
+        assert_eq!(policy.budget_ratio(), 0.2);
+        assert_eq!(policy.budget_min_per_sec(), 10);
+        assert_eq!(policy.budget_window(), Duration::from_secs(10));
+        assert_eq!(RetryPolicy::none().max_attempts(), 1);
     }
 
     #[test]
     fn debug_lists_statuses() {
-        let policy = RetryPolicy::new().retry_statuses([503, 429]);
+        let policy = RetryPolicy::new().with_retry_statuses([503, 429]);
         assert!(format!("{policy:?}").contains("retry_statuses: {429, 503}"));
     }
 
     #[test]
     fn retryable_statuses() {
-        let policy = RetryPolicy::new().retry_statuses([408, 429, 599, 100]);
+        let policy = RetryPolicy::new().with_retry_statuses([408, 429, 599, 100]);
         for status in [100, 408, 429, 599] {
             assert!(policy.is_retryable_status(status), "{status}");
         }
@@ -1641,38 +1720,39 @@ mod tests {
             assert!(!policy.is_retryable_status(status), "{status}");
         }
         assert!(!RetryPolicy::new()
-            .retry_statuses([])
+            .with_retry_statuses([])
             .is_retryable_status(503));
     }
 
     #[test]
     #[should_panic(expected = "status 404 is never retried")]
     fn client_errors_are_rejected() {
-        let _ = RetryPolicy::new().retry_statuses([503, 404]);
+        let _ = RetryPolicy::new().with_retry_statuses([503, 404]);
     }
 
     #[test]
     #[should_panic(expected = "status 501 is never retried")]
     fn not_implemented_is_rejected() {
-        let _ = RetryPolicy::new().retry_statuses([501]);
+        let _ = RetryPolicy::new().with_retry_statuses([501]);
     }
 
     #[test]
     #[should_panic(expected = "600 is not an HTTP status code")]
     fn out_of_range_status_is_rejected() {
-        let _ = RetryPolicy::new().retry_statuses([600]);
+        let _ = RetryPolicy::new().with_retry_statuses([600]);
     }
 
     #[test]
     #[should_panic(expected = "max_attempts must be at least 1")]
     fn zero_attempts_is_rejected() {
-        let _ = RetryPolicy::new().max_attempts(0);
+        let _ = RetryPolicy::new().with_max_attempts(0);
     }
 
     #[test]
     fn bad_multipliers_are_rejected() {
         for multiplier in [0.5, -1.0, f64::NAN, f64::INFINITY] {
-            let result = std::panic::catch_unwind(|| RetryPolicy::new().multiplier(multiplier));
+            let result =
+                std::panic::catch_unwind(|| RetryPolicy::new().with_multiplier(multiplier));
             assert!(result.is_err(), "{multiplier} accepted");
         }
     }
@@ -1680,15 +1760,18 @@ mod tests {
     #[test]
     fn bad_budget_ratios_are_rejected() {
         for ratio in [-0.1, 10.5, f64::NAN, f64::INFINITY] {
-            let result = std::panic::catch_unwind(|| RetryPolicy::new().budget_ratio(ratio));
+            let result = std::panic::catch_unwind(|| RetryPolicy::new().with_budget_ratio(ratio));
             assert!(result.is_err(), "{ratio} accepted");
             let result =
                 std::panic::catch_unwind(|| RetryBudget::new(ratio, 0, Duration::from_secs(1)));
             assert!(result.is_err(), "{ratio} accepted");
         }
-        assert_eq!(RetryPolicy::new().budget_ratio(0.0).get_budget_ratio(), 0.0);
         assert_eq!(
-            RetryPolicy::new().budget_ratio(10.0).get_budget_ratio(),
+            RetryPolicy::new().with_budget_ratio(0.0).budget_ratio(),
+            0.0
+        );
+        assert_eq!(
+            RetryPolicy::new().with_budget_ratio(10.0).budget_ratio(),
             10.0
         );
     }
@@ -1696,7 +1779,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "retry budget window must not be zero")]
     fn zero_budget_window_is_rejected() {
-        let _ = RetryPolicy::new().budget_window(Duration::ZERO);
+        let _ = RetryPolicy::new().with_budget_window(Duration::ZERO);
     }
 
     #[test]
@@ -1710,13 +1793,13 @@ mod tests {
             assert!(policy.is_replayable(method, true), "{method}");
         }
         assert!(policy
-            .retry_non_idempotent(true)
+            .with_retry_non_idempotent(true)
             .is_replayable("POST", false));
     }
 
     #[test]
     fn retry_after_is_honoured_up_to_the_limit() {
-        let policy = RetryPolicy::new().max_retry_after(Duration::from_secs(30));
+        let policy = RetryPolicy::new().with_max_retry_after(Duration::from_secs(30));
         let limit = Duration::from_secs(30);
         assert_eq!(policy.retry_after_delay(Duration::ZERO), Ok(Duration::ZERO));
         assert_eq!(policy.retry_after_delay(limit), Ok(limit));
@@ -2010,9 +2093,9 @@ mod tests {
     #[test]
     fn budget_from_policy_uses_its_settings() {
         let policy = RetryPolicy::new()
-            .budget_ratio(0.0)
-            .budget_min_per_sec(3)
-            .budget_window(Duration::from_secs(1));
+            .with_budget_ratio(0.0)
+            .with_budget_min_per_sec(3)
+            .with_budget_window(Duration::from_secs(1));
         let budget = RetryBudget::from_policy(&policy);
         assert_eq!(withdrawals(&budget, budget.origin), 3);
     }
@@ -2020,7 +2103,7 @@ mod tests {
     // Engine
 
     fn fast() -> RetryPolicy {
-        RetryPolicy::new().base_delay(Duration::ZERO)
+        RetryPolicy::new().with_base_delay(Duration::ZERO)
     }
 
     #[test]
@@ -2066,7 +2149,7 @@ mod tests {
     #[test]
     fn stops_when_attempts_are_exhausted() {
         let calls = Cell::new(0);
-        let error = RetryEngine::new(fast().max_attempts(5))
+        let error = RetryEngine::new(fast().with_max_attempts(5))
             .execute(
                 |_| {
                     calls.set(calls.get() + 1);
@@ -2094,8 +2177,12 @@ mod tests {
     #[test]
     fn deadline_stops_before_a_wait_that_would_pass_it() {
         let delay = Duration::from_secs(10);
-        let engine = RetryEngine::new(RetryPolicy::new().jitter(Jitter::None).base_delay(delay))
-            .deadline(ms(50));
+        let engine = RetryEngine::new(
+            RetryPolicy::new()
+                .with_jitter(Jitter::None)
+                .with_base_delay(delay),
+        )
+        .deadline(ms(50));
         let started = Instant::now();
         let error = engine
             .execute(|_| Err::<(), _>("busy"), |_| RetryDecision::Retry)
@@ -2120,7 +2207,7 @@ mod tests {
     fn budget_exhaustion_stops_retries() {
         // One call funds half a retry: the first retry fits, the second not.
         let budget = Arc::new(budget(0.5, 0, 10));
-        let engine = RetryEngine::new(fast().max_attempts(10)).budget(Arc::clone(&budget));
+        let engine = RetryEngine::new(fast().with_max_attempts(10)).budget(Arc::clone(&budget));
         let error = engine
             .execute(|_| Err::<(), _>("busy"), |_| RetryDecision::Retry)
             .unwrap_err();

@@ -26,9 +26,72 @@ use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, Transport,
     TransportAdapter,
 };
+use ureq::Agent;
 
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
+use crate::retry::later;
+use crate::url::port;
+
+/// The ureq agent of one client, wired to this module's connector and resolver, and whether
+/// ureq itself must enforce the call's deadline (through a proxy, whose connections ureq
+/// makes itself; otherwise the transport enforces the deadline and the connect timeout).
+pub(crate) fn agent(
+    c: &PoolConfig,
+    tls: &Arc<ClientConfig>,
+    conns: &Arc<Connections>,
+    #[cfg(feature = "fuzzing")] script: Option<&Arc<scripted::Script>>,
+) -> (Agent, bool) {
+    let proxy = match &c.proxy {
+        crate::config::Proxy::None => None,
+        crate::config::Proxy::FromEnv => ureq::Proxy::try_from_env(),
+        // Checked when the pool was built.
+        crate::config::Proxy::Url(u) => ureq::Proxy::new(u).ok(),
+    };
+    let ureq_timeouts = proxy.is_some();
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .allow_non_standard_methods(true)
+        .proxy(proxy)
+        .user_agent(c.user_agent.as_str())
+        .timeout_global(ureq_timeouts.then_some(c.deadline))
+        .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
+        .max_idle_connections(c.max_idle)
+        .max_idle_connections_per_host(c.max_idle_per_host)
+        .max_idle_age(c.idle_age)
+        .input_buffer_size(c.input_buffer)
+        .output_buffer_size(c.output_buffer)
+        .max_response_header_size(c.max_header_size)
+        .build();
+    #[cfg(feature = "fuzzing")]
+    if let Some(script) = script {
+        let connector = scripted::ScriptedConnector(script.clone());
+        let agent = Agent::with_parts(config, connector, scripted::ScriptedResolver);
+        return (agent, ureq_timeouts);
+    }
+    let sizes = BufferSizes {
+        input: c.input_buffer,
+        max_input: c.max_header_size,
+        output: c.output_buffer,
+    };
+    let connector = connector(tls.clone(), conns.clone(), sizes, c.connect_timeout);
+    let resolver = CachingResolver::new(c.dns_ttl, c.dns_negative_ttl, conns.clone());
+    (
+        Agent::with_parts(config, connector, resolver),
+        ureq_timeouts,
+    )
+}
+
+/// Refuses a proxy URL that ureq cannot use, when the pool is built rather than per request.
+pub(crate) fn check_proxy(proxy: &crate::config::Proxy) -> Result<(), Error> {
+    if let crate::config::Proxy::Url(u) = proxy {
+        ureq::Proxy::new(u)
+            .map_err(|_| Error::new(ErrorKind::InvalidConfig("proxy url is invalid".into())))?;
+    }
+    Ok(())
+}
 
 /// Builds the rustls configuration once per pool: the webpki roots, plus the private CAs.
 ///
@@ -152,14 +215,6 @@ fn limit(
         (None, Some(d)) => (Some(d), deadline_phase),
         (None, None) => (None, ureq_reason),
     }
-}
-
-/// `t + d`, or a point a century later when that overflows (a `Duration::MAX` deadline).
-pub(crate) fn later(t: Instant, d: Duration) -> Instant {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    t.checked_add(d)
-        .or_else(|| t.checked_add(CENTURY))
-        .unwrap_or(t)
 }
 
 /// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
@@ -763,11 +818,75 @@ impl fmt::Debug for CachingResolver {
     }
 }
 
-fn port_of(uri: &Uri) -> u16 {
-    uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    })
+impl CachingResolver {
+    /// A cached answer for `key` that has not expired, remembered for the authority too.
+    fn cached(
+        &self,
+        key: &str,
+        now: Instant,
+        https: bool,
+        authority: &str,
+    ) -> Option<Result<ResolvedSocketAddrs, ureq::Error>> {
+        let hit = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.by_host.get(key).cloned())?;
+        match hit {
+            Cached::Found(addrs, until) if now < until => {
+                self.remember(https, authority, &addrs, Some(until));
+                Some(Ok(addrs))
+            }
+            Cached::NotFound(until) if now < until => Some(Err(ureq::Error::HostNotFound)),
+            Cached::TimedOut(until) if now < until => {
+                Some(Err(ureq::Error::Timeout(ureq::Timeout::Resolve)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Looks `key` up, bounded by the call's deadline (or ureq's own limit, when it has one),
+    /// and caches the answer, a failure included (for the negative TTL).
+    fn look_up(
+        &self,
+        key: String,
+        now: Instant,
+        timeout: &NextTimeout,
+    ) -> Result<Cached, ureq::Error> {
+        let (by, _) = limit(
+            until(timeout),
+            timeout.reason,
+            self.conns.deadline(),
+            ureq::Timeout::Resolve,
+        );
+        let left = by.map(|b| b.saturating_duration_since(now));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
+        }
+        let entry = match self.lookup(&key, left) {
+            Ok(addrs) => {
+                let mut out = self.empty();
+                for a in addrs.into_iter().take(16) {
+                    out.push(a);
+                }
+                if out.is_empty() {
+                    Cached::NotFound(later(now, self.negative_ttl))
+                } else {
+                    Cached::Found(out, later(now, self.ttl))
+                }
+            }
+            Err(ureq::Error::HostNotFound) => Cached::NotFound(later(now, self.negative_ttl)),
+            Err(ureq::Error::Timeout(_)) => Cached::TimedOut(later(now, self.negative_ttl)),
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut c) = self.cache.lock() {
+            if c.by_host.len() >= MAX_CACHED_NAMES {
+                c.by_host.clear();
+            }
+            c.by_host.insert(key, entry.clone());
+        }
+        Ok(entry)
+    }
 }
 
 impl Resolver for CachingResolver {
@@ -790,71 +909,24 @@ impl Resolver for CachingResolver {
         let host = uri
             .host()
             .ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
-        let port = port_of(uri);
-        let mut out = self.empty();
+        let port = port(uri);
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
+            let mut out = self.empty();
             out.push(SocketAddr::new(ip, port));
             self.remember(https, authority, &out, None);
             return Ok(out);
         }
         let key = format!("{host}:{port}");
         let now = Instant::now();
-        let hit = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.by_host.get(&key).cloned());
-        if let Some(Cached::Found(addrs, until)) = &hit {
-            if now < *until {
-                self.remember(https, authority, addrs, Some(*until));
+        if let Some(answer) = self.cached(&key, now, https, authority) {
+            return answer;
+        }
+        match self.look_up(key, now, &timeout)? {
+            Cached::Found(addrs, until) => {
+                self.remember(https, authority, &addrs, Some(until));
+                Ok(addrs)
             }
-        }
-        match hit {
-            Some(Cached::Found(addrs, until)) if now < until => return Ok(addrs),
-            Some(Cached::NotFound(until)) if now < until => return Err(ureq::Error::HostNotFound),
-            Some(Cached::TimedOut(until)) if now < until => {
-                return Err(ureq::Error::Timeout(ureq::Timeout::Resolve))
-            }
-            _ => {}
-        }
-        // A lookup is bounded by the call's deadline (or ureq's own limit, when it has one).
-        let (by, _) = limit(
-            until(&timeout),
-            timeout.reason,
-            self.conns.deadline(),
-            ureq::Timeout::Resolve,
-        );
-        let left = by.map(|b| b.saturating_duration_since(now));
-        if left.is_some_and(|l| l.is_zero()) {
-            return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
-        }
-        let entry = match self.lookup(&key, left) {
-            Ok(addrs) => {
-                for a in addrs.into_iter().take(16) {
-                    out.push(a);
-                }
-                if out.is_empty() {
-                    Cached::NotFound(later(now, self.negative_ttl))
-                } else {
-                    Cached::Found(out.clone(), later(now, self.ttl))
-                }
-            }
-            Err(ureq::Error::HostNotFound) => Cached::NotFound(later(now, self.negative_ttl)),
-            Err(ureq::Error::Timeout(_)) => Cached::TimedOut(later(now, self.negative_ttl)),
-            Err(e) => return Err(e),
-        };
-        if let Ok(mut c) = self.cache.lock() {
-            if c.by_host.len() >= MAX_CACHED_NAMES {
-                c.by_host.clear();
-            }
-            c.by_host.insert(key, entry.clone());
-        }
-        if let Cached::Found(addrs, until) = &entry {
-            self.remember(https, authority, addrs, Some(*until));
-        }
-        match entry {
-            Cached::Found(addrs, _) => Ok(addrs),
             Cached::NotFound(_) => Err(ureq::Error::HostNotFound),
             Cached::TimedOut(_) => Err(ureq::Error::Timeout(ureq::Timeout::Resolve)),
         }
@@ -922,7 +994,7 @@ pub(crate) mod scripted {
             _: NextTimeout,
         ) -> Result<ResolvedSocketAddrs, ureq::Error> {
             let mut out = self.empty();
-            out.push(SocketAddr::from(([127, 0, 0, 1], port_of(uri))));
+            out.push(SocketAddr::from(([127, 0, 0, 1], port(uri))));
             Ok(out)
         }
     }

@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::time::Duration;
 
+use http_sentinel::http::StatusCode;
 use http_sentinel::{ClientPool, ErrorKind, PoolConfig};
 use httpmock::prelude::*;
 use httpmock::Method::{HEAD, PATCH};
@@ -115,8 +116,8 @@ fn non_2xx_is_a_response_and_error_for_status_turns_it_into_an_error() {
     let resp = client.get(&server.url("/missing")).send().unwrap();
     assert_eq!(resp.status(), 404);
     let err = resp.error_for_status().unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Status(404));
-    assert_eq!(err.status(), Some(404));
+    assert_eq!(err.kind(), &ErrorKind::Status(StatusCode::NOT_FOUND));
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
     mock.assert_hits(1);
 }
 

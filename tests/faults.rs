@@ -1,5 +1,5 @@
-//! Connection reuse, framing, limits and time faults over loopback (RELIABILITY.md scenarios
-//! 1-10), checked against the server's request log.
+//! Connection reuse, framing, limits and time faults over loopback (fault scenarios 1-10,
+//! tests/README.md), checked against the server's request log.
 //!
 //! Every test runs through [`scenario`], which serialises the tests of this file and checks
 //! that the process has as many open file descriptors afterwards as before: a fault must not
@@ -92,7 +92,7 @@ fn idempotent_request_on_a_reused_connection_closed_without_response_is_replayed
             })
             .start();
         // A budget that allows no retry at all: the replay must not need one.
-        let no_budget = fast().budget_ratio(0.0).budget_min_per_sec(0);
+        let no_budget = fast().with_budget_ratio(0.0).with_budget_min_per_sec(0);
         let pool = pool(config().retry(no_budget));
         let client = pool.checkout().unwrap();
         let url = server.url("/r");
@@ -824,9 +824,9 @@ fn a_hung_host_trips_its_breaker() {
                 .retry(RetryPolicy::none())
                 .breaker(
                     BreakerConfig::new()
-                        .min_calls(3)
-                        .failure_ratio(0.5)
-                        .break_duration(Duration::from_secs(60)),
+                        .with_min_calls(3)
+                        .with_failure_ratio(0.5)
+                        .with_break_duration(Duration::from_secs(60)),
                 ),
         );
         let client = pool.checkout().unwrap();
@@ -910,10 +910,10 @@ fn retries_and_backoff_sleeps_stay_within_the_call_deadline() {
             },
         );
         let steady = RetryPolicy::new()
-            .max_attempts(50)
-            .base_delay(Duration::from_millis(50))
-            .multiplier(1.0)
-            .jitter(Jitter::None);
+            .with_max_attempts(50)
+            .with_base_delay(Duration::from_millis(50))
+            .with_multiplier(1.0)
+            .with_jitter(Jitter::None);
         let pool = pool(config().deadline(deadline).retry(steady));
         let client = pool.checkout().unwrap();
         let started = Instant::now();
@@ -936,8 +936,8 @@ fn retries_and_backoff_sleeps_stay_within_the_call_deadline() {
             .get(&server.url("/slow-503"))
             .retry(
                 RetryPolicy::new()
-                    .base_delay(Duration::from_secs(30))
-                    .jitter(Jitter::None),
+                    .with_base_delay(Duration::from_secs(30))
+                    .with_jitter(Jitter::None),
             )
             .send()
             .unwrap();

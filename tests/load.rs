@@ -1,5 +1,5 @@
 //! 32 workers against a server that drops 10 % of connections at random points
-//! (RELIABILITY.md scenario 20): every call ends with exactly one outcome in the caller's
+//! (fault scenario 20, tests/README.md): every call ends with exactly one outcome in the caller's
 //! ledger, failures are typed, nothing hangs, and the server's log agrees with the ledger.
 //!
 //! The tests of this file run one at a time and check that the process has as many open file
@@ -36,8 +36,8 @@ fn open_fds() -> Option<usize> {
 
 fn policy() -> RetryPolicy {
     RetryPolicy::new()
-        .base_delay(Duration::from_millis(5))
-        .jitter(Jitter::Full)
+        .with_base_delay(Duration::from_millis(5))
+        .with_jitter(Jitter::Full)
 }
 
 fn pool() -> ClientPool {
@@ -187,7 +187,7 @@ fn serial(test: impl FnOnce()) {
 
 #[test]
 fn gets_under_random_drops_each_end_with_exactly_one_outcome() {
-    const PER_WORKER: usize = 1000; // RELIABILITY.md scenario 20: 32 workers x 1000 GETs
+    const PER_WORKER: usize = 1000; // fault scenario 20 (tests/README.md): 32 workers x 1000 GETs
     serial(|| {
         let server = dropping_server(0x5eed_0001);
         let pool = pool();
@@ -202,7 +202,7 @@ fn gets_under_random_drops_each_end_with_exactly_one_outcome() {
         report("GET", &ledger, &failures, &server, took);
 
         let sent = per_id(&server);
-        let max = policy().get_max_attempts() as usize + 1;
+        let max = policy().max_attempts() as usize + 1;
         let mut ok = 0;
         for entry in &ledger {
             let requests = sent.get(&entry.id).map_or(0, Vec::len);
@@ -265,7 +265,7 @@ fn posts_with_an_idempotency_key_are_retried_under_random_drops() {
         );
 
         let sent = per_id(&server);
-        let max = policy().get_max_attempts() as usize + 1;
+        let max = policy().max_attempts() as usize + 1;
         let mut resent = 0;
         for entry in &ledger {
             let requests = sent.get(&entry.id).map(Vec::as_slice).unwrap_or_default();

@@ -39,8 +39,8 @@ fn flaky_server() -> TestServer {
 
 fn fast_retries() -> RetryPolicy {
     RetryPolicy::new()
-        .base_delay(Duration::from_millis(1))
-        .jitter(Jitter::None)
+        .with_base_delay(Duration::from_millis(1))
+        .with_jitter(Jitter::None)
 }
 
 #[derive(Default)]
@@ -109,7 +109,7 @@ fn known_traffic_gives_exact_counters() {
         .lock()
         .unwrap()
         .iter()
-        .all(|r| *r == RetryReason::Status(503)));
+        .all(|r| *r == RetryReason::Status(http_sentinel::http::StatusCode::SERVICE_UNAVAILABLE)));
     let host = stats
         .host(&format!("127.0.0.1:{}", server.addr().port()))
         .unwrap();
@@ -144,9 +144,9 @@ fn failures_are_counted_by_kind_and_breaker_rejections_by_host() {
             .retry(RetryPolicy::none())
             .breaker(
                 BreakerConfig::new()
-                    .min_calls(5)
-                    .failure_ratio(0.5)
-                    .break_duration(Duration::from_secs(60)),
+                    .with_min_calls(5)
+                    .with_failure_ratio(0.5)
+                    .with_break_duration(Duration::from_secs(60)),
             )
             .event_handler(events.clone())
             .build(),
@@ -285,13 +285,19 @@ fn the_service_example_serves_parseable_metrics_after_traffic() {
             .get(&format!("http://{addr}/quote/abc"))
             .send()
             .unwrap();
-        assert_eq!((r.status(), r.text().unwrap().as_str()), (200, "42.00"));
+        assert_eq!(
+            (r.status().as_u16(), r.text().unwrap().as_str()),
+            (200, "42.00")
+        );
     }
     let r = client
         .get(&format!("http://{addr}/quote/busy"))
         .send()
         .unwrap();
-    assert_eq!((r.status(), r.text().unwrap().as_str()), (200, "7.00"));
+    assert_eq!(
+        (r.status().as_u16(), r.text().unwrap().as_str()),
+        (200, "7.00")
+    );
 
     let text = client
         .get(&format!("http://{addr}/metrics"))

@@ -1,5 +1,5 @@
 //! Redirects followed by the library, and caller input with CR/LF, over loopback
-//! (RELIABILITY.md scenarios 15-18), checked against the servers' request logs.
+//! (fault scenarios 15-18, tests/README.md), checked against the servers' request logs.
 //!
 //! Two `TestServer`s listen on different ports, so they are different origins. Scenario 17
 //! (https -> http refused) needs TLS on the first hop; the unit tests of `src/redirect.rs`
@@ -23,8 +23,8 @@ fn config() -> PoolConfigBuilder {
         .deadline(Duration::from_secs(5))
         .retry(
             RetryPolicy::new()
-                .base_delay(Duration::from_millis(5))
-                .jitter(Jitter::None),
+                .with_base_delay(Duration::from_millis(5))
+                .with_jitter(Jitter::None),
         )
         .breaker(BreakerConfig::disabled())
 }
@@ -175,7 +175,7 @@ fn credentials_are_not_sent_to_another_origin_nor_restored_when_the_chain_return
         let response = request.sensitive_header("x-api-key").send().unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.redirects(), 2);
-        assert_eq!(response.url(), a.url("/back"));
+        assert_eq!(response.url().to_string(), a.url("/back"));
         let echoed = response.text().unwrap();
         assert!(!echoed.contains("s3cret"), "{echoed}");
 
@@ -204,7 +204,11 @@ fn url_credentials_are_not_sent_to_another_origin() {
             .send()
             .unwrap();
         assert_eq!(response.status(), 200);
-        assert!(!response.url().contains("user"), "{}", response.url());
+        assert!(
+            !response.url().to_string().contains("user"),
+            "{}",
+            response.url()
+        );
         let _ = response.text().unwrap();
 
         // "user:pa ss" in base64.

@@ -1,5 +1,6 @@
 //! Retry-After, the retry budget under load, non-retryable statuses and the circuit breaker
-//! over loopback (RELIABILITY.md scenarios 11-14), checked against the server's request log.
+//! over loopback (fault scenarios 11-14, tests/README.md), checked against the server's
+//! request log.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use http_sentinel::http::StatusCode;
 use http_sentinel::{
     BreakerConfig, ClientPool, Error, ErrorKind, Jitter, PoolConfigBuilder, RetryPolicy,
 };
@@ -113,7 +115,7 @@ fn retry_after_beyond_the_cap_fails_fast_with_the_servers_wait() {
                 Behaviour::Respond(Reply::new(429).header("retry-after", http_date(now + 3600))),
             )
             .start();
-        let policy = fast().max_retry_after(Duration::from_secs(5));
+        let policy = fast().with_max_retry_after(Duration::from_secs(5));
         let pool = pool(config().retry(policy));
         let client = pool.checkout().unwrap();
 
@@ -123,17 +125,17 @@ fn retry_after_beyond_the_cap_fails_fast_with_the_servers_wait() {
             err.kind(),
             &ErrorKind::RetryAfterTooLong {
                 wait: Duration::from_secs(120),
-                status: 503
+                status: StatusCode::SERVICE_UNAVAILABLE
             },
             "{err:?}"
         );
-        assert_eq!(err.status(), Some(503));
+        assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
         assert!(err.to_string().contains("120s"), "{err}");
         assert_eq!(server.requests_to("/seconds"), 1);
 
         let err = client.get(&server.url("/date")).send().unwrap_err();
         match err.kind() {
-            ErrorKind::RetryAfterTooLong { wait, status: 429 } => {
+            ErrorKind::RetryAfterTooLong { wait, status } if *status == 429 => {
                 let wait = wait.as_secs();
                 assert!((3590..=3600).contains(&wait), "{wait}");
             }
@@ -161,7 +163,7 @@ fn retry_after_past_the_deadline_fails_fast_with_the_servers_wait() {
             err.kind(),
             &ErrorKind::RetryAfterTooLong {
                 wait: Duration::from_secs(3),
-                status: 503
+                status: StatusCode::SERVICE_UNAVAILABLE
             },
             "{err:?}"
         );
@@ -216,19 +218,18 @@ const THREADS: usize = 32;
 /// Retries that the budget must cap well below what `max_attempts` alone allows.
 fn budgeted() -> RetryPolicy {
     RetryPolicy::new()
-        .max_attempts(4)
-        .base_delay(Duration::from_millis(1))
-        .jitter(Jitter::None)
-        .budget_ratio(0.2)
-        .budget_min_per_sec(2)
-        .budget_window(Duration::from_secs(10))
+        .with_max_attempts(4)
+        .with_base_delay(Duration::from_millis(1))
+        .with_jitter(Jitter::None)
+        .with_budget_ratio(0.2)
+        .with_budget_min_per_sec(2)
+        .with_budget_window(Duration::from_secs(10))
 }
 
 /// The most requests the budget allows for `calls` calls within one budget window.
 fn budget_bound(policy: &RetryPolicy, calls: usize) -> f64 {
-    let floor =
-        f64::from(policy.get_budget_min_per_sec()) * policy.get_budget_window().as_secs_f64();
-    calls as f64 * (1.0 + policy.get_budget_ratio()) + floor
+    let floor = f64::from(policy.budget_min_per_sec()) * policy.budget_window().as_secs_f64();
+    calls as f64 * (1.0 + policy.budget_ratio()) + floor
 }
 
 /// One call's outcome in the caller's ledger.
@@ -268,7 +269,7 @@ fn hammer(
             let id = format!("{tag}-{}-{n}", worker.id());
             let outcome = match worker.get(url).header("x-request-id", &id).send() {
                 Ok(response) => {
-                    let (status, attempts) = (response.status(), response.attempts());
+                    let (status, attempts) = (response.status().as_u16(), response.attempts());
                     let _ = response.bytes();
                     Outcome::Status { status, attempts }
                 }
@@ -310,7 +311,7 @@ fn always_500_from_32_threads_stays_within_max_attempts_and_the_retry_budget() {
                 panic!("{id}: {outcome:?}");
             };
             assert!(
-                (1..=policy.get_max_attempts()).contains(attempts),
+                (1..=policy.max_attempts()).contains(attempts),
                 "{id}: {attempts}"
             );
             assert_eq!(
@@ -328,7 +329,7 @@ fn always_500_from_32_threads_stays_within_max_attempts_and_the_retry_budget() {
             "always-500, breaker off: {calls} calls from {THREADS} threads -> {requests} requests, \
              amplification {amplification:.3} (budget bound {:.3}, max_attempts alone {})",
             bound / calls as f64,
-            policy.get_max_attempts()
+            policy.max_attempts()
         );
         assert!(requests as f64 <= bound, "{requests} requests > {bound}");
         let stats = pool.stats();
@@ -349,11 +350,11 @@ fn always_500_from_32_threads_opens_the_breaker_then_calls_fail_without_connecti
             .start();
         let policy = budgeted();
         let breaker = BreakerConfig::new()
-            .min_calls(20)
-            .failure_ratio(0.5)
-            .window(Duration::from_secs(10))
+            .with_min_calls(20)
+            .with_failure_ratio(0.5)
+            .with_window(Duration::from_secs(10))
             // Stays open for the rest of the test.
-            .break_duration(Duration::from_secs(60));
+            .with_break_duration(Duration::from_secs(60));
         let pool = pool(
             config()
                 .max_clients(THREADS)
@@ -370,7 +371,7 @@ fn always_500_from_32_threads_opens_the_breaker_then_calls_fail_without_connecti
         let mut rejected = 0;
         for (id, outcome) in &ledger {
             assert!(
-                outcome.attempts() <= policy.get_max_attempts(),
+                outcome.attempts() <= policy.max_attempts(),
                 "{id}: {outcome:?}"
             );
             assert_eq!(
@@ -429,11 +430,11 @@ fn client_errors_and_501_are_sent_exactly_once() {
             .route("/501", Behaviour::Respond(Reply::text(501, "nope")))
             .route("/409", Behaviour::Respond(Reply::text(409, "conflict")))
             .start();
-        let pool = pool(config().retry(fast().max_attempts(5)));
+        let pool = pool(config().retry(fast().with_max_attempts(5)));
         let client = pool.checkout().unwrap();
         for path in ["/400", "/404", "/501", "/409"] {
             let response = client.get(&server.url(path)).send().unwrap();
-            assert_eq!(response.status().to_string(), path[1..]);
+            assert_eq!(response.status().as_str(), &path[1..]);
             assert_eq!(response.attempts(), 1, "{path}");
             let _ = response.bytes().unwrap();
 
@@ -532,7 +533,7 @@ fn probe_round(pool: &ClientPool, server: &TestServer, gate: &Gate) -> u16 {
             s.spawn(move || {
                 barrier.wait();
                 let outcome = client.get(&url).send().map(|r| {
-                    let status = r.status();
+                    let status = r.status().as_u16();
                     let _ = r.bytes();
                     status
                 });
@@ -591,10 +592,10 @@ fn half_open_breaker_sends_exactly_one_probe_and_reopens_or_closes_on_its_result
             .start();
         let break_duration = Duration::from_secs(1);
         let breaker = BreakerConfig::new()
-            .min_calls(2)
-            .failure_ratio(0.5)
-            .window(Duration::from_secs(10))
-            .break_duration(break_duration);
+            .with_min_calls(2)
+            .with_failure_ratio(0.5)
+            .with_window(Duration::from_secs(10))
+            .with_break_duration(break_duration);
         let pool = pool(
             config()
                 .max_clients(THREADS)

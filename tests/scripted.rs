@@ -20,7 +20,7 @@ fn scripted_redirect_chain_strips_credentials_on_the_wire() {
         .sensitive_header("X-Api-Key")
         .send()
         .unwrap();
-    assert_eq!((r.status(), r.redirects()), (200, 1));
+    assert_eq!((r.status().as_u16(), r.redirects()), (200, 1));
     assert_eq!(r.text().unwrap(), "ok");
     let written = written();
     assert_eq!(written.len(), 2);

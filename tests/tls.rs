@@ -128,9 +128,9 @@ impl TlsServer {
 fn pool_trusting(roots: &[&str]) -> ClientPool {
     let mut b = PoolConfig::builder().retry(
         RetryPolicy::new()
-            .max_attempts(5)
-            .base_delay(Duration::from_millis(1))
-            .jitter(Jitter::None),
+            .with_max_attempts(5)
+            .with_base_delay(Duration::from_millis(1))
+            .with_jitter(Jitter::None),
     );
     for r in roots {
         b = b.add_root_certificate(r.as_bytes());
@@ -154,7 +154,10 @@ fn a_private_ca_trusted_through_extra_roots_works() {
     let client = pool.checkout().unwrap();
     for host in ["localhost", "127.0.0.1"] {
         let r = client.get(&server.url(host)).send().unwrap();
-        assert_eq!((r.status(), r.text().unwrap().as_str()), (200, "secure"));
+        assert_eq!(
+            (r.status().as_u16(), r.text().unwrap().as_str()),
+            (200, "secure")
+        );
     }
 }
 
@@ -311,7 +314,7 @@ fn a_server_offering_only_tls_1_0_or_1_1_is_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-// RELIABILITY.md scenario 17: an https origin redirecting to plain http.
+// fault scenario 17 (tests/README.md): an https origin redirecting to plain http.
 #[test]
 fn a_redirect_from_https_to_http_is_refused_and_nothing_reaches_the_http_side() {
     let plain = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -273,7 +273,7 @@ fn fetch(client: &Client, line: usize, url: &str) -> Record {
     Record {
         line,
         url: shown,
-        status: Some(status),
+        status: Some(status.as_u16()),
         bytes,
         attempts,
         ms: ms(started),
@@ -301,7 +301,7 @@ fn run(opts: Options) -> Result<ExitCode, String> {
     let mut config = PoolConfig::from_env()
         .map_err(|e| e.to_string())?
         .max_clients(opts.workers)
-        .retry(RetryPolicy::new().max_attempts(opts.attempts));
+        .retry(RetryPolicy::new().with_max_attempts(opts.attempts));
     if let Some(d) = opts.deadline {
         config = config.deadline(d);
     }

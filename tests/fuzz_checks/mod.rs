@@ -72,7 +72,7 @@ pub fn retry_after(data: &[u8]) {
         check_retry_after_cap(&RetryPolicy::new(), wait);
         // A cap taken from the input, so that waits on both sides of it are exercised.
         let cap = Duration::from_secs(data.len() as u64 * 97);
-        check_retry_after_cap(&RetryPolicy::new().max_retry_after(cap), wait);
+        check_retry_after_cap(&RetryPolicy::new().with_max_retry_after(cap), wait);
     }
 }
 
@@ -129,7 +129,7 @@ fn check_date_wait(value: &str, wait: Duration) {
 }
 
 fn check_retry_after_cap(policy: &RetryPolicy, wait: Duration) {
-    let cap = policy.get_max_retry_after();
+    let cap = policy.max_retry_after();
     match policy.retry_after_delay(wait) {
         Ok(delay) => assert!(delay == wait && delay <= cap, "{wait:?} (cap {cap:?})"),
         Err(asked) => assert!(asked == wait && wait > cap, "{wait:?} (cap {cap:?})"),
@@ -462,8 +462,8 @@ pub fn client_exchange(data: &[u8]) {
         .body_limit(64 * 1024)
         .retry(
             RetryPolicy::new()
-                .max_attempts(MAX_ATTEMPTS)
-                .base_delay(Duration::ZERO),
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_base_delay(Duration::ZERO),
         )
         .breaker(BreakerConfig::disabled())
         .build();
@@ -482,12 +482,12 @@ pub fn client_exchange(data: &[u8]) {
     // it ends in a response or an error, makes at most MAX_ATTEMPTS × (redirects + 1). A
     // response needs one attempt per hop; an error can come before the new hop's first
     // attempt (deadline), so it only has one per redirect followed. Stale-connection replays
-    // are not attempts (`run.attempts -= 1`); they happen at most once per hop.
+    // are not attempts (`state.attempts -= 1`); they happen at most once per hop.
     // Checked last, so that the wire checks still run on inputs that break it.
     let mut response_url_with_userinfo = None;
     let (attempts, redirects) = match result {
         Ok(response) => {
-            if has_userinfo(&response.url()) {
+            if has_userinfo(&response.url().to_string()) {
                 response_url_with_userinfo = Some(format!("{} {response:?}", response.url()));
             }
             let counts = (response.attempts(), response.redirects());

@@ -15,8 +15,8 @@ pub mod server;
 /// Backoff short and predictable enough for tests; 3 attempts.
 pub fn fast() -> RetryPolicy {
     RetryPolicy::new()
-        .base_delay(Duration::from_millis(5))
-        .jitter(Jitter::None)
+        .with_base_delay(Duration::from_millis(5))
+        .with_jitter(Jitter::None)
 }
 
 /// A pool configuration for fault scenarios: `deadline`, fast retries, no breaker (the

@@ -1,0 +1,599 @@
+//! The per-call engine: one call's attempts, stale-connection replay, redirects and retries,
+//! all within one deadline. This is the file to read when a call misbehaves.
+//!
+//! One call is a loop of phases, each a function below:
+//!
+//! ```text
+//! execute
+//!   loop:
+//!     attempt    deadline left? -> admit (the host's breaker) -> send -> record (metrics, event)
+//!     replay     died on a stale pooled connection? once more on a fresh one, for free
+//!     judge      the breaker learns the attempt's outcome
+//!     classify   Done | Redirect(hop) | Retry(reason)
+//!     plan       RetryPolicy::decide: wait, or stop (attempts, Retry-After, deadline, budget)
+//!     sleep      bounded by the deadline (plan never sleeps into it)
+//!   finish       metrics of the call; Response or Error with host and attempts
+//! ```
+//!
+//! Each new capability is a layer at one of these phases, not a branch inside a long loop.
+
+use std::cell::{Cell, Ref};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::http::header::{LOCATION, RETRY_AFTER};
+use ureq::http::{self, StatusCode};
+use ureq::{Agent, SendBody};
+
+use crate::breaker::{Admission, AttemptOutcome};
+use crate::call::{Body, Call};
+use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
+use crate::events::{AttemptEvent, BreakerEvent, RetryEvent, RetryReason, StaleReplayEvent};
+use crate::metrics::CallRecord;
+use crate::redirect::{self, Hop};
+use crate::response::{Finished, Response};
+use crate::retry::{
+    later, parse_retry_after, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason,
+};
+use crate::shared::{HostLocal, LocalHosts, Shared};
+use crate::transport::{self, Connections};
+
+type HttpResponse = http::Response<ureq::Body>;
+
+/// One client's engine: its ureq agent and connections, and its view of the pool's state.
+pub(crate) struct Engine {
+    agent: Agent,
+    conns: Arc<Connections>,
+    // Whether ureq enforces the deadline (through a proxy) instead of the transport.
+    ureq_timeouts: bool,
+    shared: Arc<Shared>,
+    // Set when the client's connection state is suspect; the pool then drops the client
+    // instead of handing it out again. Being a `Cell` also makes the engine `!Sync`.
+    discard: Cell<bool>,
+    hosts: LocalHosts,
+}
+
+/// What one call has done so far.
+struct CallState {
+    started: Instant,
+    deadline: Instant,
+    /// When the last attempt ended (the call's start until one has).
+    last_end: Instant,
+    attempts: u32,
+    retries: u32,
+    refused: u32,
+    stale_replays: u32,
+    redirects: u32,
+}
+
+/// What the attempts at one URL (one hop of a redirect chain) have done so far.
+struct HopState {
+    retries: RetryState,
+    stale_replayed: bool,
+    /// The breaker's admission of an attempt that is replayed: the replay uses it, so the
+    /// breaker hears of the attempt once.
+    carried: Option<Admission>,
+}
+
+/// One attempt as sent.
+struct Sent {
+    admission: Admission,
+    result: Result<HttpResponse, Error>,
+    connections_opened: u64,
+}
+
+/// A failed attempt that the policy may retry.
+struct Retry {
+    last: Result<HttpResponse, Error>,
+    reason: RetryReason,
+    server_wait: Option<Duration>,
+}
+
+/// What an attempt's outcome means for the call.
+enum Step {
+    Done(HttpResponse),
+    Redirect(HttpResponse, Hop),
+    Retry(Retry),
+}
+
+/// What the retry plan says.
+enum Plan {
+    Sleep(Duration, Retry),
+    Stop(Result<HttpResponse, Error>),
+}
+
+impl CallState {
+    fn start(timeout: Duration) -> CallState {
+        let started = Instant::now();
+        CallState {
+            started,
+            deadline: later(started, timeout),
+            last_end: started,
+            attempts: 0,
+            retries: 0,
+            refused: 0,
+            stale_replays: 0,
+            redirects: 0,
+        }
+    }
+
+    /// When the next attempt starts: the first one when the call did, later ones now.
+    fn attempt_start(&self) -> Instant {
+        if self.attempts == 0 && self.redirects == 0 {
+            self.last_end
+        } else {
+            Instant::now()
+        }
+    }
+}
+
+impl HopState {
+    fn new(deadline: Instant) -> HopState {
+        HopState {
+            retries: RetryState::new(Some(deadline)),
+            stale_replayed: false,
+            carried: None,
+        }
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(shared: Arc<Shared>) -> Engine {
+        let conns = Arc::new(Connections::new());
+        let (agent, ureq_timeouts) = transport::agent(
+            &shared.config,
+            &shared.tls,
+            &conns,
+            #[cfg(feature = "fuzzing")]
+            shared.script.as_ref(),
+        );
+        Engine {
+            agent,
+            conns,
+            ureq_timeouts,
+            hosts: LocalHosts::new(&shared),
+            shared,
+            discard: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn connections_opened(&self) -> u64 {
+        self.conns.opened()
+    }
+
+    /// Marks the client for discarding when it is returned to the pool.
+    pub(crate) fn discard_on_return(&self) {
+        self.discard.set(true);
+    }
+
+    pub(crate) fn should_discard(&self) -> bool {
+        self.discard.get()
+    }
+
+    /// The `host:port` key of `uri`, remembered for the last authority.
+    pub(crate) fn host_key(&self, uri: &http::Uri) -> String {
+        self.hosts.key(uri)
+    }
+
+    fn host(&self, key: &str) -> Ref<'_, HostLocal> {
+        self.hosts.get(&self.shared, key)
+    }
+
+    /// Runs one call: attempts, retries, stale-connection replay and redirects, all within one
+    /// deadline, with the host's breaker and retry budget consulted and metrics recorded.
+    pub(crate) fn execute(&self, mut call: Call) -> Result<Response, Error> {
+        let own_policy = call.policy.take();
+        let policy = own_policy.as_ref().unwrap_or(&self.shared.config.retry);
+        let mut state = CallState::start(call.timeout);
+        // One host lookup per hop, one clock reading per attempt boundary: the call's start
+        // serves the budget, the breaker and the first attempt, each attempt's end its record.
+        let mut slot = Some(self.host(&call.host));
+        if let Some(h) = &slot {
+            h.policy.budget.record_request_at(state.started);
+        }
+        let outcome = self.call_loop(&mut call, &mut state, policy, &mut slot);
+        let host = slot.unwrap_or_else(|| self.host(&call.host));
+        self.finish(call, &state, &host, outcome)
+    }
+
+    /// The phases, hop after hop and attempt after attempt. `slot` holds the current hop's
+    /// host; it is emptied when a redirect leads elsewhere and filled again on first use.
+    fn call_loop<'a>(
+        &'a self,
+        call: &mut Call,
+        state: &mut CallState,
+        policy: &RetryPolicy,
+        slot: &mut Option<Ref<'a, HostLocal>>,
+    ) -> Result<HttpResponse, Error> {
+        let mut hop = HopState::new(state.deadline);
+        loop {
+            let host = &**slot.get_or_insert_with(|| self.host(&call.host));
+            let sent = self.attempt(call, state, &mut hop, host)?;
+            if self.replay_if_stale(call, state, &mut hop, &sent) {
+                continue;
+            }
+            self.judge(call, host, &sent, state.last_end);
+            match self.classify(call, state, policy, sent.result)? {
+                Step::Done(response) => return Ok(response),
+                Step::Redirect(response, next) => {
+                    drain(response);
+                    // The next hop may be another host.
+                    *slot = None;
+                    call.follow(next)?;
+                    state.redirects += 1;
+                    hop = HopState::new(state.deadline);
+                }
+                Step::Retry(retry) => {
+                    let host = slot.get_or_insert_with(|| self.host(&call.host));
+                    match self.plan(call, state, policy, &mut hop, &host.policy.budget, retry) {
+                        Plan::Sleep(delay, retry) => self.sleep(call, state, &hop, delay, retry),
+                        Plan::Stop(outcome) => return outcome,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Admits and sends one attempt, and records it.
+    fn attempt(
+        &self,
+        call: &mut Call,
+        state: &mut CallState,
+        hop: &mut HopState,
+        host: &HostLocal,
+    ) -> Result<Sent, Error> {
+        let started = state.attempt_start();
+        let remaining = state.deadline.saturating_duration_since(started);
+        if remaining.is_zero() {
+            return Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)));
+        }
+        let admission = match hop.carried.take() {
+            Some(carried) => carried,
+            None => host.policy.breaker.admit_at(started),
+        };
+        if let Admission::Rejected { retry_in } = admission {
+            return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
+        }
+        state.attempts += 1;
+        let number = hop.retries.begin_attempt();
+        log::debug!("{} {}: attempt {number}", call.method, call.host);
+        // Through a proxy ureq enforces the deadline: its global timeout equals the default
+        // deadline, so only later attempts and custom timeouts configure it.
+        let ureq_timeout = (self.ureq_timeouts && (state.attempts > 1 || call.custom_timeout))
+            .then_some(remaining);
+        self.conns.set_deadline(state.deadline);
+        let opened_before = self.conns.opened();
+        let result = self.send(call, ureq_timeout);
+        state.last_end = Instant::now();
+        let took = state.last_end.saturating_duration_since(started);
+        let connections_opened = self.conns.opened() - opened_before;
+        let status = result.as_ref().ok().map(|r| r.status());
+        host.counters
+            .record_attempt(took, connections_opened, status);
+        if let Some(h) = self.shared.events() {
+            h.on_attempt(&AttemptEvent {
+                host: call.host.clone(),
+                attempt: number,
+                duration: took,
+                outcome: result
+                    .as_ref()
+                    .map(|r| r.status())
+                    .map_err(|e| e.kind().clone()),
+                reused_connection: connections_opened == 0,
+            });
+        }
+        Ok(Sent {
+            admission,
+            result,
+            connections_opened,
+        })
+    }
+
+    /// Go's net/http rule: a request that died on a *reused* connection before any response
+    /// byte most likely hit a connection the server had closed while idle; replay it once on
+    /// a fresh connection, without counting an attempt or spending budget, and without
+    /// judging the host by it. Returns whether the attempt is to be replayed.
+    fn replay_if_stale(
+        &self,
+        call: &Call,
+        state: &mut CallState,
+        hop: &mut HopState,
+        sent: &Sent,
+    ) -> bool {
+        let Err(e) = &sent.result else {
+            return false;
+        };
+        if sent.connections_opened != 0 || hop.stale_replayed || !is_stale(e) || !call.replayable()
+        {
+            return false;
+        }
+        hop.stale_replayed = true;
+        // Fresh means fresh: the idle siblings of a stale connection most likely went the same
+        // way, so none of them may carry the replay.
+        self.conns.retire_all();
+        state.attempts -= 1;
+        hop.retries.forget_attempt();
+        state.stale_replays += 1;
+        hop.carried = Some(sent.admission);
+        log::debug!(
+            "{} {}: stale pooled connection, replaying",
+            call.method,
+            call.host
+        );
+        if let Some(h) = self.shared.events() {
+            h.on_stale_replay(&StaleReplayEvent {
+                host: call.host.clone(),
+                method: call.method.to_string(),
+            });
+        }
+        true
+    }
+
+    /// Tells the host's breaker how the attempt went, as the pool's failure predicate sees it.
+    fn judge(&self, call: &Call, host: &HostLocal, sent: &Sent, now: Instant) {
+        let outcome = match &sent.result {
+            Ok(r) => AttemptOutcome::Status(r.status()),
+            Err(e) => AttemptOutcome::Error(e),
+        };
+        let failed = (self.shared.config.breaker_failure)(outcome);
+        let breaker = &host.policy.breaker;
+        if let Some(t) = breaker.record_at(sent.admission, !failed, now) {
+            if let Some(h) = self.shared.events() {
+                h.on_breaker_transition(&BreakerEvent {
+                    host: call.host.clone(),
+                    from: t.from(),
+                    to: t.to(),
+                });
+            }
+        }
+    }
+
+    /// What the attempt's outcome means: the call is done (a response, or an error that is not
+    /// retried), a redirect is to be followed, or the policy may retry.
+    fn classify(
+        &self,
+        call: &Call,
+        state: &CallState,
+        policy: &RetryPolicy,
+        result: Result<HttpResponse, Error>,
+    ) -> Result<Step, Error> {
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                if e.is_protocol() {
+                    self.discard_on_return();
+                }
+                if !retryable_error(&e, call.retryable(policy)) {
+                    return Err(e);
+                }
+                let reason = RetryReason::Error(e.kind().clone());
+                return Ok(Step::Retry(Retry {
+                    last: Err(e),
+                    reason,
+                    server_wait: None,
+                }));
+            }
+        };
+        if let Some(next) = self.redirect(call, &response, state.redirects)? {
+            return Ok(Step::Redirect(response, next));
+        }
+        let status = response.status();
+        if !(policy.is_retryable_status(status.as_u16()) && call.retryable(policy)) {
+            return Ok(Step::Done(response));
+        }
+        let server_wait = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        Ok(Step::Retry(Retry {
+            last: Ok(response),
+            reason: RetryReason::Status(status),
+            server_wait,
+        }))
+    }
+
+    /// The next hop when `response` is a redirect to follow.
+    fn redirect(
+        &self,
+        call: &Call,
+        response: &HttpResponse,
+        followed: u32,
+    ) -> Result<Option<Hop>, Error> {
+        let config = &self.shared.config;
+        if config.max_redirects == 0 || !response.status().is_redirection() {
+            return Ok(None);
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok());
+        let hop = redirect::next_hop(
+            response.status(),
+            location,
+            &call.uri,
+            &call.method,
+            config.allow_https_downgrade,
+        )?;
+        if hop.is_some() && followed >= config.max_redirects {
+            return Err(Error::new(ErrorKind::TooManyRedirects(followed)));
+        }
+        Ok(hop)
+    }
+
+    /// Asks the policy whether to retry. A stop returns the last outcome, except that a server
+    /// wait the call cannot honour is reported as such, with the wait the server asked for.
+    fn plan(
+        &self,
+        call: &Call,
+        state: &mut CallState,
+        policy: &RetryPolicy,
+        hop: &mut HopState,
+        budget: &RetryBudget,
+        retry: Retry,
+    ) -> Plan {
+        let decision = match retry.server_wait {
+            Some(wait) => RetryDecision::RetryAfter(wait),
+            None => RetryDecision::Retry,
+        };
+        match policy.decide(&mut hop.retries, decision, Some(budget), Instant::now()) {
+            Ok(delay) => Plan::Sleep(delay, retry),
+            Err(StopReason::RetryAfterTooLong(wait)) => Plan::Stop(match retry.last {
+                Ok(r) => Err(too_long(wait, r.status())),
+                Err(e) => Err(e),
+            }),
+            Err(StopReason::BudgetExhausted) => {
+                state.refused += 1;
+                log::debug!(
+                    "{}: retry budget spent, returning the last outcome",
+                    call.host
+                );
+                Plan::Stop(retry.last)
+            }
+            Err(_) => Plan::Stop(retry.last),
+        }
+    }
+
+    /// Waits before the next attempt; the plan made sure the wait ends before the deadline.
+    fn sleep(&self, call: &Call, state: &mut CallState, hop: &HopState, delay: Duration, r: Retry) {
+        let attempt = hop.retries.attempts();
+        log::warn!(
+            "{} {}: attempt {attempt} failed ({}); retrying in {delay:?}",
+            call.method,
+            call.host,
+            r.reason
+        );
+        if let Some(h) = self.shared.events() {
+            h.on_retry(&RetryEvent {
+                host: call.host.clone(),
+                attempt,
+                delay,
+                server_requested: r.server_wait.is_some(),
+                reason: r.reason,
+            });
+        }
+        if let Ok(response) = r.last {
+            drain(response);
+        }
+        state.retries += 1;
+        std::thread::sleep(delay);
+    }
+
+    /// Records the finished call and hands the caller its response or error.
+    fn finish(
+        &self,
+        call: Call,
+        state: &CallState,
+        host: &HostLocal,
+        outcome: Result<HttpResponse, Error>,
+    ) -> Result<Response, Error> {
+        host.counters.record_call(&CallRecord {
+            latency: state.last_end.saturating_duration_since(state.started),
+            retries: state.retries,
+            retries_refused: state.refused,
+            stale_replays: state.stale_replays,
+            redirects: state.redirects,
+            outcome: outcome.as_ref().map(|r| r.status()).map_err(|e| e.class()),
+        });
+        match outcome {
+            Ok(response) => {
+                let finished = Finished {
+                    attempts: state.attempts,
+                    redirects: state.redirects,
+                    counters: host.counters.clone(),
+                    limit: self.shared.config.body_limit,
+                };
+                Ok(Response::new(response, call, finished))
+            }
+            Err(e) => Err(e
+                .with_host(&call.host)
+                .with_attempts(state.attempts, state.redirects)),
+        }
+    }
+
+    /// Sends one attempt of `call` through the agent.
+    fn send(&self, call: &mut Call, timeout: Option<Duration>) -> Result<HttpResponse, Error> {
+        let mut builder = http::Request::builder()
+            .method(call.method.clone())
+            .uri(call.uri.clone());
+        if let Some(h) = builder.headers_mut() {
+            h.clone_from(&call.headers);
+        }
+        let result = match &mut call.body {
+            Body::None => self.run_request(builder.body(()), timeout),
+            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout),
+            Body::Stream(r) => match r.take() {
+                Some(r) => self.run_request(builder.body(SendBody::from_owned_reader(r)), timeout),
+                None => Err(Error::invalid(
+                    "a streamed body was already sent and cannot be sent again",
+                )),
+            },
+        };
+        result.map_err(|e| e.with_host(&call.host))
+    }
+
+    fn run_request<S: ureq::AsSendBody>(
+        &self,
+        request: Result<http::Request<S>, http::Error>,
+        timeout: Option<Duration>,
+    ) -> Result<HttpResponse, Error> {
+        let request = request.map_err(|e| Error::invalid(e.to_string()))?;
+        let request = match timeout {
+            Some(t) => self
+                .agent
+                .configure_request(request)
+                .timeout_global(Some(t))
+                .build(),
+            None => request,
+        };
+        self.agent
+            .run(request)
+            .map_err(|e| from_ureq(e, true).deadline_as(TimeoutPhase::Response))
+    }
+}
+
+fn too_long(wait: Duration, status: StatusCode) -> Error {
+    Error::new(ErrorKind::RetryAfterTooLong { wait, status })
+}
+
+/// A failure before any response byte on a connection that may have been closed while idle.
+fn is_stale(e: &Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        ErrorKind::Io {
+            kind: K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe,
+            ..
+        }
+    )
+}
+
+/// Whether an attempt's error is worth another attempt. Connect failures are retried for any
+/// method (nothing was sent, as urllib3 does); failures after the request may have been sent
+/// only for requests that may be replayed. TLS, DNS, invalid input, limits, protocol violations
+/// and redirect errors are never retried.
+fn retryable_error(e: &Error, replayable: bool) -> bool {
+    match e.kind() {
+        ErrorKind::Connect(_)
+        | ErrorKind::Timeout(TimeoutPhase::Connect | TimeoutPhase::Resolve) => true,
+        ErrorKind::Io { .. }
+        | ErrorKind::Timeout(TimeoutPhase::Send | TimeoutPhase::Response | TimeoutPhase::Body) => {
+            replayable
+        }
+        _ => false,
+    }
+}
+
+/// Reads a small redirect or retried body to its end so the connection can be reused; a
+/// large one is dropped with its connection instead.
+fn drain(response: HttpResponse) {
+    let mut body = response.into_body();
+    let _ = std::io::copy(
+        &mut body.with_config().limit(64 * 1024).reader(),
+        &mut std::io::sink(),
+    );
+}

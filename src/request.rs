@@ -1,0 +1,401 @@
+//! `RequestBuilder`: builds one request; invalid input is remembered and reported by `send`
+//! before anything is sent.
+
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::header::{Entry, AUTHORIZATION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION};
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::call::{Body, Call};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::response::Response;
+use crate::retry::RetryPolicy;
+use crate::url;
+
+/// Builds one request; [`send`](RequestBuilder::send) runs it.
+///
+/// Invalid input (a malformed URL, a header with CR/LF/NUL) is remembered and reported by
+/// `send` as [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) before anything
+/// is sent.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
+/// let response = client
+///     .post("http://127.0.0.1:8080/orders")
+///     .header("Idempotency-Key", "order-42")
+///     .query("dry_run", "true")
+///     .body("{\"qty\":1}")
+///     .timeout(Duration::from_secs(2))
+///     .send()?
+///     .error_for_status()?;
+/// println!("{}", response.text()?);
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
+pub struct RequestBuilder<'c> {
+    engine: &'c Engine,
+    method: Method,
+    url: String,
+    query: String,
+    headers: HeaderMap,
+    sensitive: Vec<HeaderName>,
+    body: Body,
+    timeout: Option<Duration>,
+    policy: Option<RetryPolicy>,
+    error: Option<Error>,
+}
+
+impl fmt::Debug for RequestBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = is_credential(k) || self.sensitive.contains(k);
+                let shown = match secret {
+                    true => "[redacted]",
+                    false => v.to_str().unwrap_or("[binary]"),
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("url", &url::redact_url(&self.url))
+            .field("headers", &headers)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_credential(name: &HeaderName) -> bool {
+    name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION
+}
+
+impl<'c> RequestBuilder<'c> {
+    pub(crate) fn new(engine: &'c Engine, method: Result<Method, Error>, url: &str) -> Self {
+        let (method, error) = match method {
+            Ok(m) => (m, None),
+            Err(e) => (Method::GET, Some(e)),
+        };
+        RequestBuilder {
+            engine,
+            method,
+            url: url.to_owned(),
+            query: String::new(),
+            headers: HeaderMap::new(),
+            sensitive: Vec::new(),
+            body: Body::None,
+            timeout: None,
+            policy: None,
+            error,
+        }
+    }
+
+    fn set_error(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Adds a header; a name may be given more than once. Takes names and values as `&str`,
+    /// `String`, or the [`http`] types ([`HeaderName`], [`HeaderValue`]), as reqwest does.
+    /// A name or value with CR, LF, NUL or other forbidden bytes makes `send` fail with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) without sending
+    /// anything. `Authorization`, `Cookie`, `Proxy-Authorization` and headers named in
+    /// [`sensitive_header`](Self::sensitive_header) are redacted from `Debug` output.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::header::ACCEPT, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/")
+    ///     .header(ACCEPT, "application/json")
+    ///     .header("X-Trace", "on")
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        <HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        HeaderValue: TryFrom<V>,
+        <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        let Ok(name) = HeaderName::try_from(name) else {
+            self.set_error(Error::invalid("invalid header name"));
+            return self;
+        };
+        match HeaderValue::try_from(value) {
+            Ok(mut value) => {
+                if is_credential(&name) || self.sensitive.contains(&name) {
+                    value.set_sensitive(true);
+                }
+                self.headers.append(name, value);
+            }
+            // The value is not echoed: it may be a credential.
+            Err(_) => self.set_error(Error::invalid(format!(
+                "invalid value for header {name:?} (control character)"
+            ))),
+        }
+        self
+    }
+
+    /// Marks a header (for example `X-Api-Key`) as a credential: it is redacted from `Debug`
+    /// output and dropped on a cross-origin redirect, like `Authorization` and `Cookie`.
+    /// Applies to values added before and after this call.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let request = client
+    ///     .get("http://127.0.0.1:8080/")
+    ///     .sensitive_header("x-api-key")
+    ///     .header("x-api-key", "s3cret");
+    /// assert!(!format!("{request:?}").contains("s3cret"));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn sensitive_header<K>(mut self, name: K) -> Self
+    where
+        HeaderName: TryFrom<K>,
+    {
+        let Ok(name) = HeaderName::try_from(name) else {
+            self.set_error(Error::invalid("invalid header name"));
+            return self;
+        };
+        if let Entry::Occupied(mut e) = self.headers.entry(&name) {
+            for v in e.iter_mut() {
+                v.set_sensitive(true);
+            }
+        }
+        self.sensitive.push(name);
+        self
+    }
+
+    /// Appends `key=value` to the query string, both percent-encoded (everything outside
+    /// RFC 3986's unreserved characters). Adds to a query already in the URL.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // Sends GET /search?q=a%20b&page=2
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/search")
+    ///     .query("q", "a b")
+    ///     .query("page", "2")
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn query(mut self, key: &str, value: &str) -> Self {
+        url::push_query_pair(&mut self.query, key, value);
+        self
+    }
+
+    /// Sets the body from bytes or a string. The body is kept, so the request can be retried
+    /// and re-sent on a 307/308 redirect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client
+    ///     .put("http://127.0.0.1:8080/notes/1")
+    ///     .header("content-type", "text/plain")
+    ///     .body("remember the milk")
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Body::Bytes(Arc::from(body.into()));
+        self
+    }
+
+    /// Streams the body from a reader (sent chunked). A streamed request is sent once: it is
+    /// never retried, replayed or re-sent on a 307/308 redirect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let file = std::fs::File::open("upload.bin")?;
+    /// let response = client.post("http://127.0.0.1:8080/upload").body_reader(file).send()?;
+    /// # let _ = response;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn body_reader(mut self, reader: impl Read + Send + 'static) -> Self {
+        self.body = Body::Stream(Some(Box::new(reader)));
+        self
+    }
+
+    /// Serialises `value` as the JSON body and sets `Content-Type: application/json`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let order = serde_json::json!({ "sku": "A-1", "qty": 2 });
+    /// let response = client
+    ///     .post("http://127.0.0.1:8080/orders")
+    ///     .header("idempotency-key", "order-7")
+    ///     .json(&order)
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(v) => {
+                self.body = Body::Bytes(Arc::from(v));
+                self.header(CONTENT_TYPE, "application/json")
+            }
+            Err(e) => {
+                self.set_error(Error::invalid(format!("json body: {e}")));
+                self
+            }
+        }
+    }
+
+    /// Overrides the pool's retry policy for this call, e.g. [`RetryPolicy::none`] for a
+    /// request that must be sent at most once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig, RetryPolicy};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client
+    ///     .post("http://127.0.0.1:8080/charge")
+    ///     .retry(RetryPolicy::none())
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Overrides the pool's overall deadline for this call: attempts, retries and their waits
+    /// all end within it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/slow")
+    ///     .timeout(Duration::from_millis(250))
+    ///     .send();
+    /// if let Err(e) = &response {
+    ///     assert!(e.is_timeout());
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// Validates the request as `send` would, without sending it. For fuzzing only.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn validate(self) -> Result<(), Error> {
+        self.prepare().map(drop)
+    }
+
+    /// Sends the request and returns the response head; the body is read through
+    /// [`Response`]. Non-2xx statuses are responses, not errors
+    /// (see [`Response::error_for_status`]).
+    ///
+    /// # Errors
+    ///
+    /// Invalid input, DNS, connect, TLS, timeout, protocol and redirect failures, each as its
+    /// [`ErrorKind`](crate::ErrorKind), with the host and the number of attempts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let err = client.get("http://127.0.0.1:8080/\r\nX: y").send().unwrap_err();
+    /// assert!(err.is_invalid_request());
+    /// assert_eq!(err.attempts(), 0);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn send(self) -> Result<Response, Error> {
+        let engine = self.engine;
+        let call = self.prepare()?;
+        engine.execute(call)
+    }
+
+    fn prepare(mut self) -> Result<Call, Error> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let mut target = std::mem::take(&mut self.url);
+        if !self.query.is_empty() {
+            target.push(if target.contains('?') { '&' } else { '?' });
+            target.push_str(&self.query);
+        }
+        let (uri, userinfo) = url::parse(&target)?;
+        if let Some(userinfo) = userinfo {
+            if !self.headers.contains_key(AUTHORIZATION) {
+                self.headers
+                    .insert(AUTHORIZATION, url::basic_auth(&userinfo)?);
+            }
+        }
+        let deadline = self.engine.shared().config.deadline;
+        Ok(Call {
+            host: self.engine.host_key(&uri),
+            method: self.method,
+            uri,
+            headers: self.headers,
+            sensitive: self.sensitive,
+            body: self.body,
+            timeout: self.timeout.unwrap_or(deadline),
+            custom_timeout: self.timeout.is_some(),
+            policy: self.policy,
+        })
+    }
+}

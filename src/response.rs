@@ -1,0 +1,344 @@
+//! `Response`: the status and headers of a finished call, and its body, read within the body
+//! limit and the call's deadline.
+
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+use ureq::http::header::AsHeaderName;
+use ureq::http::{self, HeaderMap, StatusCode, Uri};
+
+use crate::call::Call;
+use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
+use crate::metrics::HostCounters;
+
+/// A response: status and headers are here; the body is read with [`text`](Response::text),
+/// [`bytes`](Response::bytes), [`json`](Response::json) or
+/// [`into_reader`](Response::into_reader), within the pool's body limit and the call's
+/// deadline. Read the body to its end for the connection to be reused.
+///
+/// # Examples
+///
+/// ```no_run
+/// use http_sentinel::{http::StatusCode, ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
+/// let response = client.get("http://127.0.0.1:8080/health").send()?;
+/// if response.status() == StatusCode::OK {
+///     println!("{}", response.text()?);
+/// }
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
+pub struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    uri: Uri,
+    host: String,
+    attempts: u32,
+    redirects: u32,
+    body: ureq::Body,
+    limit: u64,
+    counters: Arc<CachePadded<HostCounters>>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("url", &self.uri)
+            .field("attempts", &self.attempts)
+            .field("redirects", &self.redirects)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the engine knows of a finished call besides the response.
+pub(crate) struct Finished {
+    pub(crate) attempts: u32,
+    pub(crate) redirects: u32,
+    pub(crate) counters: Arc<CachePadded<HostCounters>>,
+    pub(crate) limit: u64,
+}
+
+impl Response {
+    pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
+        let (parts, body) = response.into_parts();
+        Response {
+            status: parts.status,
+            headers: parts.headers,
+            uri: call.uri,
+            host: call.host,
+            attempts: f.attempts,
+            redirects: f.redirects,
+            body,
+            limit: f.limit,
+            counters: f.counters,
+        }
+    }
+
+    /// The status code.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::StatusCode, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/").send()?;
+    /// assert!(response.status().is_success());
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// All response headers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::header::CONTENT_TYPE, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/").send()?;
+    /// for (name, value) in response.headers() {
+    ///     println!("{name}: {value:?}");
+    /// }
+    /// let json = response.headers().get(CONTENT_TYPE).is_some_and(|v| v == "application/json");
+    /// # let _ = json;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The first value of a header, when it is valid text. Takes a `&str` (any case) or a
+    /// [`HeaderName`](http::HeaderName).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::header::ETAG, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/").send()?;
+    /// let request_id = response.header("x-request-id");
+    /// let etag = response.header(ETAG);
+    /// # let _ = (request_id, etag);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn header<K: AsHeaderName>(&self, name: K) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The URL that answered, after redirects. It never holds credentials: userinfo is moved
+    /// into an `Authorization` header before the request is sent.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/old").send()?;
+    /// println!("answered by {} after {} redirects", response.url(), response.redirects());
+    /// assert_eq!(response.url().path(), "/new");
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn url(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// How many attempts the call made (1 when it succeeded first time).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/flaky").send()?;
+    /// if response.attempts() > 1 {
+    ///     eprintln!("succeeded after {} attempts", response.attempts());
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// How many redirects the call followed.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/moved").send()?;
+    /// assert_eq!(response.redirects(), 1);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn redirects(&self) -> u32 {
+        self.redirects
+    }
+
+    /// Turns a 4xx or 5xx status into [`ErrorKind::Status`]. The body is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Status`] for 400..=599.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// match client.get("http://127.0.0.1:8080/missing").send()?.error_for_status() {
+    ///     Ok(response) => println!("{}", response.text()?),
+    ///     Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => println!("not there"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn error_for_status(self) -> Result<Response, Error> {
+        if self.status.is_client_error() || self.status.is_server_error() {
+            Err(Error::new(ErrorKind::Status(self.status))
+                .with_host(&self.host)
+                .with_attempts(self.attempts, self.redirects))
+        } else {
+            Ok(self)
+        }
+    }
+
+    fn body_error(&self, e: ureq::Error) -> Error {
+        from_ureq(e, true)
+            .deadline_as(TimeoutPhase::Body)
+            .with_host(&self.host)
+            .with_attempts(self.attempts, self.redirects)
+    }
+
+    /// Reads the whole body as bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BodyTooLarge`] past the body limit; timeouts, truncation and framing errors
+    /// as their kinds. A truncated body is never returned as a success.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let image = pool.checkout()?.get("http://127.0.0.1:8080/logo.png").send()?.bytes()?;
+    /// std::fs::write("logo.png", image)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
+        let limit = self.limit;
+        let r = self.body.with_config().limit(limit).read_to_vec();
+        let bytes = r.map_err(|e| self.body_error(e))?;
+        self.counters.record_body_bytes(bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    /// Reads the whole body as UTF-8 text (invalid sequences replaced).
+    ///
+    /// # Errors
+    ///
+    /// As [`bytes`](Response::bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let page = pool.checkout()?.get("http://127.0.0.1:8080/").send()?.text()?;
+    /// println!("{page}");
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn text(self) -> Result<String, Error> {
+        self.bytes().map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
+    }
+
+    /// Deserialises the body as JSON.
+    ///
+    /// # Errors
+    ///
+    /// As [`bytes`](Response::bytes), or [`ErrorKind::Protocol`] when the body is not valid JSON
+    /// for `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let order: serde_json::Value =
+    ///     pool.checkout()?.get("http://127.0.0.1:8080/orders/7").send()?.json()?;
+    /// assert_eq!(order["id"], 7);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let host = self.host.clone();
+        let bytes = self.bytes()?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(ErrorKind::Protocol)
+                .with_host(&host)
+                .with_source(e)
+        })
+    }
+
+    /// The body as a reader, limited to the body limit. Errors surface as `io::Error`s whose
+    /// inner error is the crate's [`Error`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/export.csv").send()?;
+    /// let mut file = std::fs::File::create("export.csv")?;
+    /// std::io::copy(&mut response.into_reader(), &mut file)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_reader(self) -> impl Read + Send + 'static {
+        BodyReader {
+            inner: self.body.into_with_config().limit(self.limit).reader(),
+            host: self.host,
+            counters: self.counters,
+        }
+    }
+}
+
+struct BodyReader {
+    inner: ureq::BodyReader<'static>,
+    host: String,
+    counters: Arc<CachePadded<HostCounters>>,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // ureq hands out its own errors wrapped in an io::Error and plain io errors (a
+        // truncated body's UnexpectedEof) as they are: both become the crate's Error, wrapped
+        // in an io::Error of the matching kind.
+        let n = self.inner.read(buf).map_err(|e| {
+            let e = from_ureq(ureq::Error::from(e), true).deadline_as(TimeoutPhase::Body);
+            std::io::Error::from(e.with_host(&self.host))
+        })?;
+        self.counters.record_body_bytes(n as u64);
+        Ok(n)
+    }
+}

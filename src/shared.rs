@@ -1,0 +1,173 @@
+//! What every client of a pool shares (configuration, TLS roots, per-host breakers and retry
+//! budgets, the metrics registry), and each client's cached view of it.
+//!
+//! The shared maps are touched only the first time a client meets a host; after that a client
+//! reads its own `LocalHosts` and never takes a lock on the request path.
+
+use std::cell::{Ref, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crossbeam_utils::CachePadded;
+use ureq::http::Uri;
+
+use crate::breaker::{Breakers, CircuitBreaker};
+use crate::config::PoolConfig;
+use crate::error::Error;
+use crate::events::EventHandler;
+use crate::metrics::{HostCounters, Recorder, Registry};
+use crate::retry::RetryBudget;
+use crate::transport;
+use crate::url::host_key;
+
+/// Pool-wide state every client of a pool shares. Nothing here is locked on the request path.
+pub(crate) struct Shared {
+    pub(crate) config: PoolConfig,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    pub(crate) breakers: Breakers,
+    hosts: RwLock<HashMap<String, HostPolicy>>,
+    pub(crate) metrics: Arc<Registry>,
+    #[cfg(feature = "fuzzing")]
+    pub(crate) script: Option<Arc<transport::scripted::Script>>,
+}
+
+/// The pool-wide policy state of one host: its breaker and its retry budget.
+#[derive(Clone)]
+pub(crate) struct HostPolicy {
+    pub(crate) breaker: Arc<CircuitBreaker>,
+    pub(crate) budget: Arc<RetryBudget>,
+}
+
+impl Shared {
+    /// The shared state of a new pool.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for an unusable root
+    /// certificate or proxy URL.
+    pub(crate) fn new(config: PoolConfig) -> Result<Shared, Error> {
+        transport::check_proxy(&config.proxy)?;
+        let tls = transport::tls_config(&config)?;
+        // A probe may take the whole call deadline: until then it is not lost.
+        let lease = config.breaker.probe_lease().max(config.deadline);
+        Ok(Shared {
+            breakers: Breakers::new(config.breaker.clone().with_probe_lease(lease)),
+            hosts: RwLock::new(HashMap::new()),
+            metrics: Arc::new(Registry::new()),
+            #[cfg(feature = "fuzzing")]
+            script: None,
+            config,
+            tls,
+        })
+    }
+
+    pub(crate) fn events(&self) -> Option<&dyn EventHandler> {
+        self.config.events.as_ref().map(|h| &*h.0)
+    }
+
+    /// The pool-wide breaker and retry budget of `host`, created on first use.
+    pub(crate) fn host_policy(&self, host: &str) -> HostPolicy {
+        let read = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(policy) = read.get(host) {
+            return policy.clone();
+        }
+        drop(read);
+        let mut map = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+        map.entry(host.to_owned())
+            .or_insert_with(|| HostPolicy {
+                breaker: self.breakers.get(host),
+                budget: Arc::new(RetryBudget::from_policy(&self.config.retry)),
+            })
+            .clone()
+    }
+}
+
+/// Hosts a client remembers before it starts over.
+const MAX_CACHED_HOSTS: usize = 256;
+
+/// A client's view of one host: the pool's policy state and this client's metrics shard.
+pub(crate) struct HostLocal {
+    pub(crate) policy: HostPolicy,
+    pub(crate) counters: Arc<CachePadded<HostCounters>>,
+}
+
+/// One client's cache of the hosts it calls. Not `Sync`: it belongs to one client.
+pub(crate) struct LocalHosts {
+    hosts: RefCell<HashMap<String, HostLocal, BuildHostHasher>>,
+    // The last URL authority seen (https?, authority) and its host key: a worker calling one
+    // host again and again reuses the key instead of parsing host and port each time.
+    last: RefCell<Option<(bool, String, String)>>,
+    recorder: RefCell<Recorder>,
+}
+
+impl LocalHosts {
+    pub(crate) fn new(shared: &Shared) -> LocalHosts {
+        LocalHosts {
+            hosts: RefCell::new(HashMap::default()),
+            last: RefCell::new(None),
+            recorder: RefCell::new(shared.metrics.recorder()),
+        }
+    }
+
+    /// The host key of `uri` (see [`host_key`]), remembered for the last authority.
+    pub(crate) fn key(&self, uri: &Uri) -> String {
+        let https = uri.scheme_str() == Some("https");
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        if let Some((h, a, key)) = &*self.last.borrow() {
+            if *h == https && a == authority {
+                return key.clone();
+            }
+        }
+        let key = host_key(uri);
+        *self.last.borrow_mut() = Some((https, authority.to_owned(), key.clone()));
+        key
+    }
+
+    /// This client's view of `host`. One map lookup; the pool's maps are touched only the
+    /// first time this client meets a host.
+    pub(crate) fn get(&self, shared: &Shared, key: &str) -> Ref<'_, HostLocal> {
+        if let Ok(found) = Ref::filter_map(self.hosts.borrow(), |m| m.get(key)) {
+            return found;
+        }
+        {
+            let mut hosts = self.hosts.borrow_mut();
+            // A crawler meets unbounded hosts: forget them rather than grow without bound (the
+            // pool-wide breakers, budgets and metrics are unaffected).
+            if hosts.len() >= MAX_CACHED_HOSTS {
+                hosts.clear();
+            }
+            let policy = shared.host_policy(key);
+            let counters = self.recorder.borrow_mut().host_arc(key);
+            hosts.insert(key.to_owned(), HostLocal { policy, counters });
+        }
+        Ref::map(self.hosts.borrow(), |m| &m[key])
+    }
+}
+
+/// FNV-1a for a client's host map: its keys are a few short `host:port` strings looked up
+/// on every call, where SipHash costs more than the rest of the lookup. The map is bounded
+/// (`MAX_CACHED_HOSTS`) and private to one client, so flooding resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+struct BuildHostHasher;
+
+struct HostHasher(u64);
+
+impl std::hash::BuildHasher for BuildHostHasher {
+    type Hasher = HostHasher;
+
+    fn build_hasher(&self) -> HostHasher {
+        HostHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for HostHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
