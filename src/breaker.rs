@@ -103,7 +103,7 @@ impl BreakerConfig {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{Admission, BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::disabled());
     /// for _ in 0..100 {
@@ -324,7 +324,7 @@ impl Default for BreakerConfig {
 /// # Examples
 ///
 /// ```
-/// use http_sentinel::BreakerState;
+/// use http_sentinel::breaker::BreakerState;
 ///
 /// assert_eq!(BreakerState::HalfOpen.to_string(), "half-open");
 /// ```
@@ -354,7 +354,7 @@ impl fmt::Display for BreakerState {
 /// # Examples
 ///
 /// ```
-/// use http_sentinel::{Admission, BreakerConfig, CircuitBreaker};
+/// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::CircuitBreaker};
 ///
 /// let breaker = CircuitBreaker::new(BreakerConfig::new());
 /// match breaker.admit() {
@@ -384,7 +384,7 @@ pub enum Admission {
 /// # Examples
 ///
 /// ```
-/// use http_sentinel::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
+/// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
 ///
 /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
 /// let transition = breaker.record(breaker.admit(), false).unwrap();
@@ -403,7 +403,7 @@ impl Transition {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// let transition = breaker.record(breaker.admit(), false).unwrap();
@@ -418,7 +418,7 @@ impl Transition {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// let transition = breaker.record(breaker.admit(), false).unwrap();
@@ -456,7 +456,7 @@ struct Bucket {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use http_sentinel::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
+/// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
 ///
 /// let breaker = CircuitBreaker::named(
 ///     BreakerConfig::new().with_min_calls(2).with_break_duration(Duration::from_secs(5)),
@@ -498,7 +498,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new());
     /// assert_eq!(breaker.state(), BreakerState::Closed);
@@ -513,7 +513,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::named(BreakerConfig::new(), "example.com:443");
     /// assert_eq!(breaker.name(), "example.com:443");
@@ -540,7 +540,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::CircuitBreaker};
     ///
     /// assert_eq!(CircuitBreaker::new(BreakerConfig::new()).name(), "");
     /// ```
@@ -553,7 +553,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(4));
     /// assert_eq!(breaker.config().min_calls(), 4);
@@ -570,7 +570,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, BreakerState, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// breaker.record(breaker.admit(), false);
@@ -585,7 +585,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{Admission, BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new());
     /// assert_eq!(breaker.admit(), Admission::Allowed);
@@ -606,7 +606,7 @@ impl CircuitBreaker {
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// use http_sentinel::{Admission, BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(1));
     /// let t0 = Instant::now();
@@ -667,7 +667,7 @@ impl CircuitBreaker {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, CircuitBreaker};
+    /// use http_sentinel::{BreakerConfig, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new());
     /// let admission = breaker.admit();
@@ -693,7 +693,7 @@ impl CircuitBreaker {
     ///
     /// ```
     /// use std::time::Instant;
-    /// use http_sentinel::{Admission, BreakerConfig, BreakerState, CircuitBreaker};
+    /// use http_sentinel::{breaker::Admission, BreakerConfig, breaker::BreakerState, breaker::CircuitBreaker};
     ///
     /// let breaker = CircuitBreaker::new(BreakerConfig::new().with_min_calls(2).with_failure_ratio(1.0));
     /// let now = Instant::now();
@@ -863,7 +863,7 @@ fn decode(word: u64) -> (BreakerState, u64) {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use http_sentinel::{BreakerConfig, BreakerState, Breakers};
+/// use http_sentinel::{BreakerConfig, breaker::BreakerState, breaker::Breakers};
 ///
 /// let breakers = Breakers::new(BreakerConfig::new());
 /// let a = breakers.get("example.com:443");
@@ -885,7 +885,7 @@ impl Breakers {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, Breakers};
+    /// use http_sentinel::{BreakerConfig, breaker::Breakers};
     ///
     /// let breakers = Breakers::new(BreakerConfig::disabled());
     /// assert!(breakers.states().is_empty());
@@ -902,7 +902,7 @@ impl Breakers {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, Breakers};
+    /// use http_sentinel::{BreakerConfig, breaker::Breakers};
     ///
     /// let breakers = Breakers::new(BreakerConfig::new().with_min_calls(7));
     /// assert_eq!(breakers.config().min_calls(), 7);
@@ -917,7 +917,7 @@ impl Breakers {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, Breakers};
+    /// use http_sentinel::{BreakerConfig, breaker::Breakers};
     ///
     /// let breakers = Breakers::new(BreakerConfig::new());
     /// assert_eq!(breakers.get("example.com:443").name(), "example.com:443");
@@ -945,7 +945,7 @@ impl Breakers {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::{BreakerConfig, BreakerState, Breakers};
+    /// use http_sentinel::{BreakerConfig, breaker::BreakerState, breaker::Breakers};
     ///
     /// let breakers = Breakers::new(BreakerConfig::new().with_min_calls(1));
     /// breakers.get("b.example:443");

@@ -560,7 +560,7 @@ pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
 /// # Examples
 ///
 /// ```
-/// use http_sentinel::ErrorClass;
+/// use http_sentinel::error::ErrorClass;
 ///
 /// assert_eq!(ErrorClass::TooManyRedirects.as_str(), "too_many_redirects");
 /// assert_eq!(ErrorClass::ALL.len(), 15);
@@ -629,7 +629,7 @@ impl ErrorClass {
     /// # Examples
     ///
     /// ```
-    /// use http_sentinel::ErrorClass;
+    /// use http_sentinel::error::ErrorClass;
     ///
     /// assert_eq!(ErrorClass::CircuitOpen.as_str(), "circuit_open");
     /// assert_eq!(ErrorClass::Dns.to_string(), "dns");

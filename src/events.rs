@@ -18,7 +18,7 @@ use crate::error::ErrorKind;
 /// ```
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
-/// use http_sentinel::{ClientPool, EventHandler, PoolConfig, RetryEvent};
+/// use http_sentinel::{ClientPool, EventHandler, PoolConfig, events::RetryEvent};
 ///
 /// #[derive(Default)]
 /// struct CountRetries(AtomicU64);

@@ -37,7 +37,7 @@ use crate::pool::{panicked, ClientPool};
 ///     .progress(&|done, total| eprintln!("{done}/{total}"))
 ///     .cancel(&cancel)
 ///     .run(&pool, &urls, |client, url| -> Result<u16, http_sentinel::Error> {
-///         Ok(client.get(url).send()?.status())
+///         Ok(client.get(url).send()?.status().as_u16())
 ///     });
 /// for (url, result) in urls.iter().zip(results) {
 ///     println!("{url}: {:?}", result.and_then(|r| r));

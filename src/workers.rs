@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
-use crate::job::{self, JobHandle, SubmitError, Task, UnstartedJob};
+use crate::job::{self, Task};
+pub use crate::job::{JobHandle, SubmitError, UnstartedJob};
 use crate::pool::{Checkout, ClientPool};
 
 /// A fixed set of long-lived worker threads over a [`ClientPool`], fed through a bounded queue.
@@ -81,6 +82,7 @@ struct State {
 
 /// A snapshot of a [`WorkerPool`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerPoolState {
     /// Workers wanted (the last [`resize`](WorkerPool::resize)).
     pub workers: usize,

@@ -3,7 +3,9 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use http_sentinel::{ClientPool, ConnectFailure, ErrorKind, PoolConfig, TimeoutPhase};
+use http_sentinel::{
+    error::ConnectFailure, error::TimeoutPhase, ClientPool, ErrorKind, PoolConfig,
+};
 
 fn pool(deadline: Duration) -> ClientPool {
     ClientPool::new(PoolConfig::builder().deadline(deadline).build()).unwrap()

@@ -10,8 +10,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use http_sentinel::{
-    BreakerConfig, Client, ConnectFailure, ErrorKind, Jitter, PoolConfigBuilder, RetryPolicy,
-    TimeoutPhase,
+    error::ConnectFailure, error::TimeoutPhase, retry::Jitter, BreakerConfig, Client, ErrorKind,
+    PoolConfigBuilder, RetryPolicy,
 };
 
 mod support;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use http_sentinel::{
-    BreakerConfig, Client, ClientPool, Error, ErrorKind, Jitter, PoolConfig, RetryPolicy,
+    retry::Jitter, BreakerConfig, Client, ClientPool, Error, ErrorKind, PoolConfig, RetryPolicy,
 };
 
 mod support;

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_sentinel::{
-    BreakerConfig, BreakerEvent, ClientPool, ErrorClass, EventHandler, Jitter, PoolConfig,
-    RetryEvent, RetryPolicy, RetryReason,
+    error::ErrorClass, events::BreakerEvent, events::RetryEvent, events::RetryReason,
+    retry::Jitter, BreakerConfig, ClientPool, EventHandler, PoolConfig, RetryPolicy,
 };
 use service::server::{Behaviour, Reply, TestServer};
 

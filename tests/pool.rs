@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier};
 
 use std::time::{Duration, Instant};
 
-use http_sentinel::{ClientPool, ErrorKind, PoolConfig, PoolState};
+use http_sentinel::{metrics::PoolState, ClientPool, ErrorKind, PoolConfig};
 use httpmock::prelude::*;
 
 fn pool(max: usize) -> ClientPool {

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http_sentinel::{
-    BreakerConfig, ClientPool, ErrorKind, Jitter, PoolConfig, PoolConfigBuilder, RetryPolicy,
+    retry::Jitter, BreakerConfig, ClientPool, ErrorKind, PoolConfig, PoolConfigBuilder, RetryPolicy,
 };
 
 mod support;

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_sentinel::{ClientPool, ErrorKind, Jitter, PoolConfig, RetryPolicy, TlsFailure};
+use http_sentinel::{
+    error::TlsFailure, retry::Jitter, ClientPool, ErrorKind, PoolConfig, RetryPolicy,
+};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType,
 };

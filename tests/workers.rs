@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use http_sentinel::{ClientPool, Error, ErrorKind, JobHandle, PoolConfig, WorkerPool};
+use http_sentinel::{workers::JobHandle, ClientPool, Error, ErrorKind, PoolConfig, WorkerPool};
 
 mod support;
 

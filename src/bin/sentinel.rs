@@ -13,8 +13,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use http_sentinel::{
-    redact_url, BreakerConfig, Client, ClientPool, Error, JobHandle, PoolConfig, RetryPolicy,
-    SubmitError, WorkerPool,
+    redact_url, workers::JobHandle, workers::SubmitError, BreakerConfig, Client, ClientPool, Error,
+    PoolConfig, RetryPolicy, WorkerPool,
 };
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 

@@ -14,7 +14,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_sentinel::{
-    fuzz_resolve, fuzz_same_origin, parse_retry_after, BreakerConfig, Checkout, ClientPool,
+    fuzz_resolve, fuzz_same_origin, retry::parse_retry_after, BreakerConfig, Checkout, ClientPool,
     PoolConfig, RetryPolicy,
 };
 use ureq::http::Uri;

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use http_sentinel::{
-    BreakerConfig, ClientPool, Jitter, PoolConfig, PoolConfigBuilder, RetryPolicy,
+    retry::Jitter, BreakerConfig, ClientPool, PoolConfig, PoolConfigBuilder, RetryPolicy,
 };
 
 pub mod server;
