@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::http::header::{Entry, AUTHORIZATION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION};
+use ureq::http::header::{Entry, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::call::{Body, Call};
@@ -279,7 +279,7 @@ impl<'c> RequestBuilder<'c> {
         match serde_json::to_vec(value) {
             Ok(v) => {
                 self.body = Body::Bytes(Arc::from(v));
-                self.header(CONTENT_TYPE, "application/json")
+                self.header(http::header::CONTENT_TYPE, "application/json")
             }
             Err(e) => {
                 self.set_error(Error::invalid(format!("json body: {e}")));

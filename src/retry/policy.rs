@@ -894,4 +894,15 @@ mod tests {
         let over = limit + Duration::from_nanos(1);
         assert_eq!(policy.retry_after_delay(over), Err(over));
     }
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = Instant::now();
+        assert_eq!(
+            later(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(later(now, Duration::MAX) > now + Duration::from_secs(3600 * 24 * 365));
+    }
+
 }

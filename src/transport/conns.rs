@@ -1,0 +1,163 @@
+//! A client's connection bookkeeping (connections opened, the call's deadline, retiring
+//! pooled connections) and the limit that a blocking step must not pass.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::transport::NextTimeout;
+
+use crate::retry::later;
+
+/// Buffer sizes of every connection: where input starts, how far it may grow (the largest
+/// response header accepted), and the fixed output size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BufferSizes {
+    pub(crate) input: usize,
+    pub(crate) max_input: usize,
+    pub(crate) output: usize,
+}
+
+/// One client's connection bookkeeping, shared by its connector, resolver and transports.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    /// Connections opened so far.
+    pub(super) opened: AtomicU64,
+    /// Connections numbered below this (in opening order) are retired: the pool's probe
+    /// reports them closed, so the next request opens a fresh one.
+    retired_below: AtomicU64,
+    /// The running call's deadline, as nanoseconds after `base` (0: none). A connection takes
+    /// it over when it is opened or taken from the pool for a call, and bounds every lookup,
+    /// connect, handshake, write and read of that call with it: ureq's own timeouts would
+    /// re-read the clock and recompute every phase's limit several times per request.
+    deadline: AtomicU64,
+    base: Instant,
+}
+
+impl Connections {
+    pub(crate) fn new() -> Connections {
+        Connections {
+            opened: AtomicU64::new(0),
+            retired_below: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+
+    /// Connections opened so far. Only the owning client's thread writes it: Relaxed is enough.
+    pub(crate) fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Retires every connection opened so far: the next request opens a new one. Used after a
+    /// pooled connection turned out stale, since its idle siblings most likely are too.
+    pub(crate) fn retire_all(&self) {
+        self.retired_below.store(self.opened(), Ordering::Relaxed);
+    }
+
+    pub(super) fn is_retired(&self, serial: u64) -> bool {
+        serial < self.retired_below.load(Ordering::Relaxed)
+    }
+
+    /// Sets the deadline of the attempt about to run.
+    pub(crate) fn set_deadline(&self, deadline: Instant) {
+        let nanos = deadline.saturating_duration_since(self.base).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX).max(1);
+        self.deadline.store(nanos, Ordering::Relaxed);
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self.deadline.load(Ordering::Relaxed) {
+            0 => None,
+            n => self.base.checked_add(Duration::from_nanos(n)),
+        }
+    }
+}
+
+/// The earlier of ureq's own limit for this step (when it has one) and the call's deadline,
+/// with the reason to report when it passes: the deadline is reported as the phase it cut
+/// short (`deadline_phase`), so that a hung server shows as a response timeout (which the
+/// breaker counts, and which says the request may have been processed) rather than as a bare
+/// deadline. A step that ureq (or the TLS connector) marks as part of connecting stays a
+/// connect timeout whichever limit ends it.
+pub(super) fn limit(
+    ureq_until: Option<Instant>,
+    ureq_reason: ureq::Timeout,
+    deadline: Option<Instant>,
+    deadline_phase: ureq::Timeout,
+) -> (Option<Instant>, ureq::Timeout) {
+    let deadline_phase = match ureq_reason {
+        ureq::Timeout::Connect | ureq::Timeout::Resolve => ureq_reason,
+        _ => deadline_phase,
+    };
+    match (ureq_until, deadline) {
+        (Some(u), Some(d)) if d < u => (Some(d), deadline_phase),
+        (Some(u), _) => (Some(u), ureq_reason),
+        (None, Some(d)) => (Some(d), deadline_phase),
+        (None, None) => (None, ureq_reason),
+    }
+}
+
+/// The instant a timeout handed over by ureq runs out (`None`: never).
+pub(super) fn until(timeout: &NextTimeout) -> Option<Instant> {
+    (!timeout.after.is_not_happening()).then(|| later(Instant::now(), *timeout.after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_earlier_limit_wins_and_names_its_reason() {
+        let now = Instant::now();
+        let soon = now + Duration::from_secs(1);
+        let later = now + Duration::from_secs(2);
+        let (connect, global, recv) = (
+            ureq::Timeout::Connect,
+            ureq::Timeout::Global,
+            ureq::Timeout::RecvResponse,
+        );
+        let send = ureq::Timeout::SendRequest;
+        // ureq's own limit first: its reason.
+        assert_eq!(
+            limit(Some(soon), recv, Some(later), send),
+            (Some(soon), recv)
+        );
+        assert_eq!(limit(Some(soon), recv, None, send), (Some(soon), recv));
+        // The deadline first: the phase it cut short ...
+        assert_eq!(
+            limit(Some(later), global, Some(soon), send),
+            (Some(soon), send)
+        );
+        assert_eq!(
+            limit(None, global, Some(soon), global),
+            (Some(soon), global)
+        );
+        // ... except while connecting, which stays a connect timeout.
+        assert_eq!(
+            limit(Some(later), connect, Some(soon), send),
+            (Some(soon), connect)
+        );
+        assert_eq!(limit(None, connect, None, send), (None, connect));
+    }
+
+    #[test]
+    fn connections_carry_the_call_deadline_and_retire_what_was_opened() {
+        let c = Connections::new();
+        assert_eq!(c.deadline(), None);
+        let d = Instant::now() + Duration::from_millis(1500);
+        c.set_deadline(d);
+        let back = c.deadline().unwrap();
+        assert!(
+            back <= d && d - back < Duration::from_micros(1),
+            "{back:?} vs {d:?}"
+        );
+        c.opened.store(3, Ordering::Relaxed);
+        assert!(!c.is_retired(0));
+        c.retire_all();
+        assert!(c.is_retired(2));
+        assert!(
+            !c.is_retired(3),
+            "a connection opened after the retirement is fresh"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Plain TCP connections: socket timeouts armed with slack, the call's deadline enforced
+//! on every blocking read and write, and a one-syscall liveness probe for pooled sockets.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
+
+use crate::retry::later;
+
+use super::buffers::GrowBuffers;
+use super::conns::{limit, until, BufferSizes, Connections};
+
+/// Opens plain TCP connections (ureq's `TcpConnector` hard-wires its fixed-size buffers).
+#[derive(Debug)]
+pub(crate) struct TcpConnector {
+    pub(super) sizes: BufferSizes,
+    pub(super) conns: Arc<Connections>,
+    pub(super) connect_timeout: Duration,
+}
+
+impl<In: Transport> Connector<In> for TcpConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(t) = chained {
+            // A proxy connector already made the connection.
+            return Ok(Some(t.boxed()));
+        }
+        let deadline = self.conns.deadline();
+        let connect_by = later(Instant::now(), self.connect_timeout);
+        let connect_by = until(&details.timeout).map_or(connect_by, |u| u.min(connect_by));
+        let (by, reason) = limit(
+            Some(connect_by),
+            ureq::Timeout::Connect,
+            deadline,
+            ureq::Timeout::Connect,
+        );
+        let mut last = None;
+        for addr in details.addrs.iter() {
+            let left = by.map_or(Duration::MAX, |b| {
+                b.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                return Err(ureq::Error::Timeout(reason));
+            }
+            match TcpStream::connect_timeout(addr, left) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(Some(Box::new(TcpTransport {
+                        stream,
+                        serial: self.conns.opened(),
+                        conns: self.conns.clone(),
+                        deadline,
+                        buffers: GrowBuffers::new(self.sizes),
+                        read_timeout: None,
+                        write_timeout: None,
+                        probed_at: None,
+                    })));
+                }
+                Err(e) if is_timeout(&e) => return Err(ureq::Error::Timeout(reason)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(ureq::Error::Io(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to")
+        })))
+    }
+}
+
+/// A probe that says a connection is open is trusted for this long: ureq probes a pooled
+/// connection when it is returned and again when it is taken, and in a busy worker the two are
+/// microseconds apart. A close in that window is caught by the stale-connection replay.
+const PROBE_FRESH: Duration = Duration::from_millis(1);
+
+#[derive(Debug)]
+struct TcpTransport {
+    stream: TcpStream,
+    // This connection's number in its client's opening order, and the client's bookkeeping.
+    serial: u64,
+    conns: Arc<Connections>,
+    // The deadline of the call this connection serves, taken over from `conns` when the
+    // connection is opened or taken from the pool.
+    deadline: Option<Instant>,
+    buffers: GrowBuffers,
+    // The socket's current timeouts (SO_RCVTIMEO / SO_SNDTIMEO), see `arm`.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    probed_at: Option<Instant>,
+}
+
+/// The socket timeout to set before blocking until `until`, or `None` to keep `current`.
+///
+/// A call's deadline shrinks as it runs and jumps back with the next call, so setting the
+/// exact remaining time would cost a `setsockopt` per read and per write. Instead a timeout
+/// already set is kept while it is no longer than what is left and at least half of it; an
+/// early expiry is re-armed by the caller (`blocking_io`), so no read or write ever blocks past
+/// `until`. A new timeout is set a sixteenth short of what is left, so the next calls of a
+/// steady worker, each with slightly more time left, keep it.
+fn arm(current: Option<Duration>, until: Option<Instant>) -> Option<Option<Duration>> {
+    let Some(until) = until else {
+        return current.is_some().then_some(None);
+    };
+    let left = until.saturating_duration_since(Instant::now());
+    // A zero timeout is refused by the socket (it means "no timeout"): wait at least 1 ms.
+    let left = left.max(Duration::from_millis(1));
+    match current {
+        Some(c) if c <= left && c >= left / 2 => None,
+        _ => Some(Some((left - left / 16).max(Duration::from_millis(1)))),
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Runs one blocking socket operation that must give up at `until`: arms the socket timeout
+/// with `set` (see `arm`), retries interrupted calls and expiries that came before `until`.
+fn blocking_io<T>(
+    current: &mut Option<Duration>,
+    until: Option<Instant>,
+    reason: ureq::Timeout,
+    mut set: impl FnMut(Option<Duration>) -> io::Result<()>,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Result<T, ureq::Error> {
+    loop {
+        // A peer that keeps sending a little never lets a socket timeout expire: the limit is
+        // checked before every operation too.
+        if until.is_some_and(|u| Instant::now() >= u) {
+            return Err(ureq::Error::Timeout(reason));
+        }
+        if let Some(t) = arm(*current, until) {
+            set(t)?;
+            *current = t;
+        }
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                if until.is_none_or(|u| Instant::now() >= u) {
+                    return Err(ureq::Error::Timeout(reason));
+                }
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        let (by, reason) = limit(
+            until(&timeout),
+            timeout.reason,
+            self.deadline,
+            ureq::Timeout::SendRequest,
+        );
+        self.probed_at = None;
+        let stream = &self.stream;
+        let mut output = &self.buffers.output()[..amount];
+        while !output.is_empty() {
+            let n = blocking_io(
+                &mut self.write_timeout,
+                by,
+                reason,
+                |t| stream.set_write_timeout(t),
+                || (&*stream).write(output),
+            )?;
+            if n == 0 {
+                return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into()));
+            }
+            output = &output[n..];
+        }
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        // Waiting for the head or reading the body: the transport cannot tell which, so the
+        // deadline is reported as such and the client names the phase (see `client.rs`).
+        let (by, reason) = limit(
+            until(&timeout),
+            timeout.reason,
+            self.deadline,
+            ureq::Timeout::Global,
+        );
+        let stream = &self.stream;
+        let input = self.buffers.append_buf()?;
+        let amount = blocking_io(
+            &mut self.read_timeout,
+            by,
+            reason,
+            |t| stream.set_read_timeout(t),
+            || (&*stream).read(input),
+        )?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        if self.conns.is_retired(self.serial) {
+            return false;
+        }
+        // Called when the pool hands the connection to a call (and when it takes it back).
+        self.deadline = self.conns.deadline();
+        if self.probed_at.is_some_and(|at| at.elapsed() < PROBE_FRESH) {
+            return true;
+        }
+        let open = probe(&self.stream);
+        self.probed_at = open.then(Instant::now);
+        open
+    }
+}
+
+/// Whether an idle connection is still open: a non-blocking read must find nothing to read.
+/// Bytes (or end of stream) on an idle HTTP/1.1 connection mean it cannot be reused.
+///
+/// On Unix this is one `recv(MSG_PEEK | MSG_DONTWAIT)`, where toggling the socket's blocking
+/// mode around a read (ureq's way, and the only one std offers) costs three system calls.
+#[cfg(unix)]
+fn probe(stream: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    let peeked = socket2::SockRef::from(stream)
+        .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+    matches!(peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+#[cfg(not(unix))]
+fn probe(mut stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let idle = matches!(stream.read(&mut [0u8]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).is_ok() && idle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_timeouts_are_kept_while_they_fit_and_never_exceed_what_is_left() {
+        let in30 = Some(Instant::now() + Duration::from_secs(30));
+        // Nothing to bound: clear a timeout that is set, leave an unset one alone.
+        assert_eq!(arm(None, None), None);
+        assert_eq!(arm(Some(Duration::from_secs(1)), None), Some(None));
+        // A new timeout is a sixteenth short of what is left ...
+        let set = arm(None, in30).unwrap().unwrap();
+        assert!(set <= Duration::from_secs(30) - Duration::from_secs(30) / 16);
+        assert!(set > Duration::from_secs(27));
+        // ... so the next calls, with a little more or less time left, keep it.
+        assert_eq!(arm(Some(set), in30), None);
+        assert_eq!(arm(Some(Duration::from_secs(16)), in30), None);
+        // Longer than what is left, or far shorter: set again.
+        assert!(arm(Some(Duration::from_secs(31)), in30).is_some());
+        assert!(arm(Some(Duration::from_secs(1)), in30).is_some());
+        // A limit already passed still gives a valid (non-zero) socket timeout.
+        let past = Some(Instant::now() - Duration::from_secs(1));
+        assert_eq!(arm(None, past), Some(Some(Duration::from_millis(1))));
+    }
+}
