@@ -42,6 +42,21 @@ fn src_modules_do_not_import_each_other_in_a_cycle() {
 }
 
 #[test]
+fn src_modules_import_by_module_path_not_through_the_crate_root() {
+    let modules: Vec<(String, String)> = library_modules()
+        .into_iter()
+        .map(|m| (m.module, m.text))
+        .collect();
+    let found = root_references(&modules);
+    assert!(
+        found.is_empty(),
+        "paths through lib.rs's re-exports hide an import from the cycle check; name the \
+         module instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn no_function_in_src_is_longer_than_80_lines() {
     let mut offenders: Vec<(String, FnSpan)> = Vec::new();
     for path in rust_files(&src_dir()) {
@@ -132,6 +147,11 @@ fn checkers_report_synthetic_violations() {
         ("tricky", 3, 81)
     );
     assert!(long_functions(&function(MAX_FN_LINES)).is_empty());
+    let through_root = modules(&[
+        ("a", "use crate::Thing;\nfn f() { crate::b::g(); }"),
+        ("b", "pub fn g() {}"),
+    ]);
+    assert_eq!(root_references(&through_root), ["a:1 crate::Thing"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -589,6 +609,24 @@ fn import_edges(modules: &[(String, String)]) -> Vec<Edge> {
         }
     }
     edges
+}
+
+/// `crate::Name` paths whose `Name` is not a module: they go through `lib.rs`'s re-exports,
+/// so the cycle check cannot see which module they import. As `module:line crate::Name`.
+fn root_references(modules: &[(String, String)]) -> Vec<String> {
+    let nodes: BTreeSet<Vec<String>> = modules.iter().map(|(m, _)| split_path(m)).collect();
+    let mut found = Vec::new();
+    for (module, source) in modules {
+        let tokens = strip_test_only(tokenize(source));
+        for (path, scope, line) in path_references(&tokens, &split_path(module)) {
+            // `crate::http` is the re-exported `http` crate, not one of ours.
+            let ours = path.len() >= 2 && path[0] == "crate" && path[1] != "http";
+            if ours && resolve(&path, &scope, &nodes).is_none() {
+                found.push(format!("{module}:{line} {}", path.join("::")));
+            }
+        }
+    }
+    found
 }
 
 fn split_path(module: &str) -> Vec<String> {

@@ -605,7 +605,7 @@ fn main() {
                 || pool.checkout().map_err(|e| e.to_string()),
                 |c, url| {
                     let resp = c.get(url).send().map_err(|e| e.to_string())?;
-                    let status = resp.status();
+                    let status = resp.status().as_u16();
                     Ok((status, resp.bytes().map_err(|e| e.to_string())?.len()))
                 },
             );
