@@ -119,6 +119,17 @@ impl Default for PoolConfig {
 
 impl PoolConfig {
     /// A builder starting from the defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder().max_clients(4).build();
+    /// let pool = ClientPool::new(config)?;
+    /// assert_eq!(pool.config().max_clients(), 4);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn builder() -> PoolConfigBuilder {
         PoolConfigBuilder(PoolConfig::default())
     }
@@ -137,7 +148,8 @@ impl PoolConfig {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidConfig`] naming the variable when a value is not a positive integer.
+    /// [`ErrorKind::InvalidConfig`] naming the variable when a value is not a positive integer
+    /// (or does not fit the setting). An environment value never makes a setter panic.
     ///
     /// # Examples
     ///
@@ -152,63 +164,356 @@ impl PoolConfig {
         PoolConfig::builder().env_overrides(|name| std::env::var(name).ok())
     }
 
-    /// The most clients the pool creates.
+    /// The most clients the pool creates. See [`PoolConfigBuilder::max_clients`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().max_clients(), 64);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_clients(&self) -> usize {
         self.max_clients
     }
-    /// How long `checkout()` waits for a free client.
+
+    /// How long `checkout()` waits for a free client. See
+    /// [`PoolConfigBuilder::checkout_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().checkout_timeout(), Duration::from_secs(30));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn checkout_timeout(&self) -> Duration {
         self.checkout_timeout
     }
-    /// The overall deadline of one call.
+
+    /// The overall deadline of one call. See [`PoolConfigBuilder::deadline`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().deadline(), Duration::from_secs(30));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
-    /// The connect timeout of one attempt.
+
+    /// The connect timeout of one attempt. See [`PoolConfigBuilder::connect_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().connect_timeout(), Duration::from_secs(10));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
-    /// Idle connections kept per host by each client.
+
+    /// Idle connections kept per host by each client. See
+    /// [`PoolConfigBuilder::max_idle_per_host`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().max_idle_per_host(), 2);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_idle_per_host(&self) -> usize {
         self.max_idle_per_host
     }
-    /// The user agent sent when a request sets none.
+
+    /// Idle connections kept over all hosts by each client. See
+    /// [`PoolConfigBuilder::max_idle`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().max_idle(), 8);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn max_idle(&self) -> usize {
+        self.max_idle
+    }
+
+    /// How long an idle connection may be kept for reuse. See [`PoolConfigBuilder::idle_age`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().idle_age(), Duration::from_secs(15));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn idle_age(&self) -> Duration {
+        self.idle_age
+    }
+
+    /// The user agent sent when a request sets none; empty when none is sent. See
+    /// [`PoolConfigBuilder::user_agent`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().user_agent().starts_with("http-sentinel/"));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn user_agent(&self) -> &str {
         &self.user_agent
     }
-    /// The response body limit in bytes.
+
+    /// Each connection's buffer sizes in bytes, `(input, output)`, after raising values below
+    /// 1 KiB. See [`PoolConfigBuilder::buffer_sizes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().buffer_sizes(), (8 * 1024, 8 * 1024));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn buffer_sizes(&self) -> (usize, usize) {
+        (self.input_buffer, self.output_buffer)
+    }
+
+    /// The response body limit in bytes. See [`PoolConfigBuilder::body_limit`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().body_limit(), 10 * 1024 * 1024);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn body_limit(&self) -> u64 {
         self.body_limit
     }
-    /// The largest response header accepted, in bytes.
+
+    /// The largest response header accepted, in bytes. See
+    /// [`PoolConfigBuilder::max_header_size`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().max_header_size(), 64 * 1024);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_header_size(&self) -> usize {
         self.max_header_size
     }
-    /// The hop limit for redirects.
+
+    /// The proxy requests go through. Its `Debug` output hides a proxy URL's password. See
+    /// [`PoolConfigBuilder::proxy`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig, Proxy};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().proxy(), &Proxy::None);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// The private CA certificates (PEM or DER, as given) trusted in addition to the webpki
+    /// roots, in the order they were added. See [`PoolConfigBuilder::add_root_certificate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().root_certificates().len(), 0);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn root_certificates(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.extra_roots.iter().map(|cert| &cert[..])
+    }
+
+    /// The hop limit for redirects; 0 when redirects are not followed. See
+    /// [`PoolConfigBuilder::max_redirects`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().max_redirects(), 10);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_redirects(&self) -> u32 {
         self.max_redirects
     }
-    /// The retry policy.
+
+    /// Whether a redirect from https to http is followed. See
+    /// [`PoolConfigBuilder::allow_https_downgrade`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(!pool.config().allow_https_downgrade());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn allow_https_downgrade(&self) -> bool {
+        self.allow_https_downgrade
+    }
+
+    /// How long a resolved host name is cached and how long a failed lookup is,
+    /// `(positive, negative)`. See [`PoolConfigBuilder::dns_ttl`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let (positive, negative) = pool.config().dns_ttl();
+    /// assert_eq!(positive, Duration::from_secs(60));
+    /// assert_eq!(negative, Duration::from_secs(5));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn dns_ttl(&self) -> (Duration, Duration) {
+        (self.dns_ttl, self.dns_negative_ttl)
+    }
+
+    /// The retry policy. See [`PoolConfigBuilder::retry`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.config().retry().max_attempts(), 3);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
     }
-    /// The circuit breaker settings.
+
+    /// The circuit breaker settings. See [`PoolConfigBuilder::breaker`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().breaker().is_enabled());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn breaker(&self) -> &BreakerConfig {
         &self.breaker
+    }
+
+    /// What counts as a failure for the circuit breaker. See
+    /// [`PoolConfigBuilder::breaker_failure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::breaker::AttemptOutcome;
+    /// use http_sentinel::http::StatusCode;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let is_failure = pool.config().breaker_failure();
+    /// assert!(is_failure(AttemptOutcome::Status(StatusCode::BAD_GATEWAY)));
+    /// assert!(!is_failure(AttemptOutcome::Status(StatusCode::NOT_FOUND)));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn breaker_failure(&self) -> FailurePredicate {
+        self.breaker_failure
+    }
+
+    /// The registered event handler, if any. See [`PoolConfigBuilder::event_handler`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().event_handler().is_none());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn event_handler(&self) -> Option<&Arc<dyn EventHandler>> {
+        self.events.as_ref().map(|h| &h.0)
     }
 }
 
 /// Builder for [`PoolConfig`]; setters consume and return it.
+///
+/// Setters panic on values that could never work (such as zero clients or a zero deadline),
+/// each documenting it under `# Panics`; [`build`](Self::build) never fails. What can only be
+/// checked by parsing (root certificates, a proxy URL) is checked by
+/// [`ClientPool::new`](crate::ClientPool::new), and
+/// [`env_overrides`](Self::env_overrides) returns an error for an unusable environment value.
 #[derive(Debug, Clone)]
 pub struct PoolConfigBuilder(PoolConfig);
 
 fn positive(name: &str, value: &str) -> Result<u64, Error> {
     match value.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(Error::new(ErrorKind::InvalidConfig(format!(
-            "{name} must be a positive integer, got {value:?}"
-        )))),
+        _ => Err(invalid_env(name, value)),
     }
+}
+
+/// [`positive`], for a setting counted in `usize`.
+fn positive_usize(name: &str, value: &str) -> Result<usize, Error> {
+    usize::try_from(positive(name, value)?).map_err(|_| invalid_env(name, value))
+}
+
+fn invalid_env(name: &str, value: &str) -> Error {
+    Error::new(ErrorKind::InvalidConfig(format!(
+        "{name} must be a positive integer, got {value:?}"
+    )))
 }
 
 impl PoolConfigBuilder {
@@ -218,6 +523,16 @@ impl PoolConfigBuilder {
     /// # Panics
     ///
     /// If `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_clients(8).build())?;
+    /// assert_eq!(pool.state().max_clients, 8);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_clients(mut self, n: usize) -> Self {
         assert!(n > 0, "max_clients must be at least 1");
         self.0.max_clients = n;
@@ -225,7 +540,26 @@ impl PoolConfigBuilder {
     }
 
     /// How long [`ClientPool::checkout`](crate::ClientPool::checkout) waits for a free client
-    /// before failing with [`ErrorKind::PoolTimeout`]. Defaults to 30 s.
+    /// before failing with [`ErrorKind::PoolTimeout`]. Zero never waits: `checkout` then fails
+    /// at once when every client is busy (while a client is free or may still be created, it
+    /// succeeds). Defaults to 30 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder()
+    ///     .max_clients(1)
+    ///     .checkout_timeout(Duration::ZERO)
+    ///     .build();
+    /// let pool = ClientPool::new(config)?;
+    /// let held = pool.checkout()?;
+    /// assert!(pool.checkout().unwrap_err().is_pool_timeout());
+    /// drop(held);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn checkout_timeout(mut self, d: Duration) -> Self {
         self.0.checkout_timeout = d;
         self
@@ -238,6 +572,18 @@ impl PoolConfigBuilder {
     /// # Panics
     ///
     /// If `d` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder().deadline(Duration::from_secs(5)).build();
+    /// let pool = ClientPool::new(config)?;
+    /// assert_eq!(pool.config().deadline(), Duration::from_secs(5));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn deadline(mut self, d: Duration) -> Self {
         assert!(!d.is_zero(), "deadline must be positive");
         self.0.deadline = d;
@@ -246,33 +592,106 @@ impl PoolConfigBuilder {
 
     /// The timeout for establishing one connection (TCP and TLS), within the deadline.
     /// Defaults to 10 s.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero: no connection could ever be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder().connect_timeout(Duration::from_secs(2)).build();
+    /// let pool = ClientPool::new(config)?;
+    /// assert_eq!(pool.config().connect_timeout(), Duration::from_secs(2));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn connect_timeout(mut self, d: Duration) -> Self {
+        assert!(!d.is_zero(), "connect_timeout must be positive");
         self.0.connect_timeout = d;
         self
     }
 
     /// Idle keep-alive connections each client keeps per host. A worker sends one request at a
-    /// time, so one or two are enough. Defaults to 2.
+    /// time, so one or two are enough; 0 keeps none (every call opens a new connection).
+    /// Defaults to 2.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_idle_per_host(1).build())?;
+    /// assert_eq!(pool.config().max_idle_per_host(), 1);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_idle_per_host(mut self, n: usize) -> Self {
         self.0.max_idle_per_host = n;
         self
     }
 
-    /// Idle keep-alive connections each client keeps over all hosts. Defaults to 8.
+    /// Idle keep-alive connections each client keeps over all hosts; 0 keeps none.
+    /// Defaults to 8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_idle(4).build())?;
+    /// assert_eq!(pool.config().max_idle(), 4);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_idle(mut self, n: usize) -> Self {
         self.0.max_idle = n;
         self
     }
 
-    /// How long an idle connection may be kept for reuse. Defaults to 15 s.
+    /// How long an idle connection may be kept for reuse; zero never reuses one.
+    /// Defaults to 15 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder().idle_age(Duration::from_secs(5)).build();
+    /// let pool = ClientPool::new(config)?;
+    /// assert_eq!(pool.config().idle_age(), Duration::from_secs(5));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn idle_age(mut self, d: Duration) -> Self {
         self.0.idle_age = d;
         self
     }
 
-    /// The `User-Agent` sent when a request sets none. Defaults to `http-sentinel/<version>`.
+    /// The `User-Agent` sent when a request sets none; an empty string sends none.
+    /// Defaults to `http-sentinel/<version>`.
+    ///
+    /// # Panics
+    ///
+    /// If `ua` is not a valid header value (it contains a control character such as CR, LF or
+    /// NUL): it could never be sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().user_agent("inventory-sync/2.1").build())?;
+    /// assert_eq!(pool.config().user_agent(), "inventory-sync/2.1");
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
-        self.0.user_agent = ua.into();
+        let ua = ua.into();
+        assert!(
+            ureq::http::HeaderValue::from_str(&ua).is_ok(),
+            "user_agent must be a valid header value (no control characters), got {ua:?}"
+        );
+        self.0.user_agent = ua;
         self
     }
 
@@ -280,7 +699,21 @@ impl PoolConfigBuilder {
     /// demand up to [`max_header_size`](Self::max_header_size) to hold a large response header,
     /// and shrinks back once it is read) and the output buffer's fixed size (it holds a request
     /// head, so it bounds the size of the headers a request can send). Small buffers keep an
-    /// idle connection cheap: ureq's defaults are 128 KiB each. Defaults to 8 KiB and 8 KiB.
+    /// idle connection cheap: ureq's defaults are 128 KiB each. A size below 1 KiB is raised to
+    /// 1 KiB. Defaults to 8 KiB and 8 KiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().buffer_sizes(4096, 16 * 1024).build())?;
+    /// assert_eq!(pool.config().buffer_sizes(), (4096, 16 * 1024));
+    ///
+    /// let tiny = PoolConfig::builder().buffer_sizes(0, 100).build();
+    /// assert_eq!(tiny.buffer_sizes(), (1024, 1024));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn buffer_sizes(mut self, input: usize, output: usize) -> Self {
         self.0.input_buffer = input.max(1024);
         self.0.output_buffer = output.max(1024);
@@ -289,13 +722,39 @@ impl PoolConfigBuilder {
 
     /// The largest response header accepted; a larger one fails with
     /// [`ErrorKind::HeaderTooLarge`]. Defaults to 64 KiB.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0: no response could ever be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_header_size(16 * 1024).build())?;
+    /// assert_eq!(pool.config().max_header_size(), 16 * 1024);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_header_size(mut self, n: usize) -> Self {
+        assert!(n > 0, "max_header_size must be at least 1");
         self.0.max_header_size = n;
         self
     }
 
     /// The most bytes [`Response`](crate::Response) reads from a body (after decompression); more
-    /// fails with [`ErrorKind::BodyTooLarge`]. Defaults to 10 MiB.
+    /// fails with [`ErrorKind::BodyTooLarge`]. 0 accepts only empty bodies (status and headers
+    /// are always available). Defaults to 10 MiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().body_limit(1024 * 1024).build())?;
+    /// assert_eq!(pool.config().body_limit(), 1024 * 1024);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn body_limit(mut self, bytes: u64) -> Self {
         self.0.body_limit = bytes;
         self
@@ -303,14 +762,52 @@ impl PoolConfigBuilder {
 
     /// The proxy to use. Proxies from the environment (`HTTP_PROXY` and friends) are ignored
     /// unless [`Proxy::FromEnv`] is chosen, so a deployment's environment cannot silently reroute
-    /// (and observe) traffic. Defaults to [`Proxy::None`].
+    /// (and observe) traffic. An invalid proxy URL is rejected by
+    /// [`ClientPool::new`](crate::ClientPool::new) with [`ErrorKind::InvalidConfig`].
+    /// Defaults to [`Proxy::None`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig, Proxy};
+    ///
+    /// let proxy = Proxy::Url("http://user:secret@proxy.test:3128".into());
+    /// let pool = ClientPool::new(PoolConfig::builder().proxy(proxy.clone()).build())?;
+    /// assert_eq!(pool.config().proxy(), &proxy);
+    /// // The password never shows in `Debug` output.
+    /// assert!(!format!("{:?}", pool.config()).contains("secret"));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.0.proxy = proxy;
         self
     }
 
-    /// Trusts a private CA in addition to the webpki (Mozilla) roots. Takes a PEM or DER
-    /// certificate; an unparsable one is rejected when the pool is built. Defaults to none.
+    /// Trusts a private CA in addition to the webpki (Mozilla) roots; may be called repeatedly.
+    /// Takes a PEM or DER certificate; an unparsable one is rejected by
+    /// [`ClientPool::new`](crate::ClientPool::new) with [`ErrorKind::InvalidConfig`].
+    /// Defaults to none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, ErrorKind, PoolConfig};
+    ///
+    /// # let pem = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+    /// #     .unwrap()
+    /// #     .cert
+    /// #     .pem();
+    /// // `pem` holds the private CA's certificate, e.g. read from a file.
+    /// let config = PoolConfig::builder().add_root_certificate(&pem).build();
+    /// assert_eq!(config.root_certificates().len(), 1);
+    /// let pool = ClientPool::new(config)?;
+    ///
+    /// let garbage = PoolConfig::builder().add_root_certificate(b"not a certificate").build();
+    /// let err = ClientPool::new(garbage).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::InvalidConfig(_)));
+    /// # drop(pool);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn add_root_certificate(mut self, pem_or_der: impl AsRef<[u8]>) -> Self {
         self.0.extra_roots.push(Arc::from(pem_or_der.as_ref()));
         self
@@ -318,19 +815,52 @@ impl PoolConfigBuilder {
 
     /// The most redirects one call follows before failing with
     /// [`ErrorKind::TooManyRedirects`]; 0 returns 3xx responses as they are. Defaults to 10.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// // Hand every 3xx response to the caller.
+    /// let pool = ClientPool::new(PoolConfig::builder().max_redirects(0).build())?;
+    /// assert_eq!(pool.config().max_redirects(), 0);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn max_redirects(mut self, n: u32) -> Self {
         self.0.max_redirects = n;
         self
     }
 
     /// Whether a redirect from https to http is followed. Defaults to false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().allow_https_downgrade(true).build())?;
+    /// assert!(pool.config().allow_https_downgrade());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn allow_https_downgrade(mut self, allow: bool) -> Self {
         self.0.allow_https_downgrade = allow;
         self
     }
 
-    /// How long a resolved host name is cached, and how long a failed lookup is.
-    /// Defaults to 60 s and 5 s.
+    /// How long a resolved host name is cached, and how long a failed lookup is; zero does not
+    /// cache. Defaults to 60 s and 5 s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let ttl = (Duration::from_secs(300), Duration::from_secs(1));
+    /// let pool = ClientPool::new(PoolConfig::builder().dns_ttl(ttl.0, ttl.1).build())?;
+    /// assert_eq!(pool.config().dns_ttl(), ttl);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn dns_ttl(mut self, positive: Duration, negative: Duration) -> Self {
         self.0.dns_ttl = positive;
         self.0.dns_negative_ttl = negative;
@@ -341,13 +871,34 @@ impl PoolConfigBuilder {
     /// [`RequestBuilder::retry`](crate::RequestBuilder::retry)). The policy's budget settings
     /// size the pool's per-host retry budget. Defaults to [`RetryPolicy::new`]: 3 attempts,
     /// idempotent requests only, full-jitter exponential backoff from 100 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::new().with_max_attempts(5);
+    /// let pool = ClientPool::new(PoolConfig::builder().retry(policy).build())?;
+    /// assert_eq!(pool.config().retry().max_attempts(), 5);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.0.retry = policy;
         self
     }
 
-    /// The per-host circuit breaker settings. Defaults to [`BreakerConfig::new`]; use
-    /// [`BreakerConfig::disabled`] to turn breakers off.
+    /// The per-host circuit breaker settings. Use [`BreakerConfig::disabled`] to turn breakers
+    /// off. Defaults to [`BreakerConfig::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{BreakerConfig, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().breaker(BreakerConfig::disabled()).build())?;
+    /// assert!(!pool.config().breaker().is_enabled());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn breaker(mut self, config: BreakerConfig) -> Self {
         self.0.breaker = config;
         self
@@ -355,53 +906,136 @@ impl PoolConfigBuilder {
 
     /// What counts as a failure for the circuit breaker. Defaults to
     /// [`default_breaker_failure`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::breaker::{default_breaker_failure, AttemptOutcome};
+    /// use http_sentinel::http::StatusCode;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// /// The defaults, plus 429: a host that throttles us is given a break too.
+    /// fn failure_or_throttled(outcome: AttemptOutcome<'_>) -> bool {
+    ///     matches!(outcome, AttemptOutcome::Status(StatusCode::TOO_MANY_REQUESTS))
+    ///         || default_breaker_failure(outcome)
+    /// }
+    ///
+    /// let config = PoolConfig::builder().breaker_failure(failure_or_throttled).build();
+    /// let pool = ClientPool::new(config)?;
+    /// let is_failure = pool.config().breaker_failure();
+    /// assert!(is_failure(AttemptOutcome::Status(StatusCode::TOO_MANY_REQUESTS)));
+    /// assert!(is_failure(AttemptOutcome::Status(StatusCode::SERVICE_UNAVAILABLE)));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn breaker_failure(mut self, predicate: FailurePredicate) -> Self {
         self.0.breaker_failure = predicate;
         self
     }
 
     /// Registers a handler for the pool's events (attempts, retries, breaker transitions,
-    /// checkout waits, stale replays). Defaults to none.
+    /// checkout waits, stale replays), replacing any previous one. Defaults to none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use http_sentinel::events::RetryEvent;
+    /// use http_sentinel::{ClientPool, EventHandler, PoolConfig};
+    ///
+    /// struct LogRetries;
+    ///
+    /// impl EventHandler for LogRetries {
+    ///     fn on_retry(&self, event: &RetryEvent) {
+    ///         eprintln!("retrying: {event:?}");
+    ///     }
+    /// }
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().event_handler(Arc::new(LogRetries)).build())?;
+    /// assert!(pool.config().event_handler().is_some());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn event_handler(mut self, handler: Arc<dyn EventHandler>) -> Self {
         self.0.events = Some(Handler(handler));
         self
     }
 
-    /// Applies `SENTINEL_*` overrides read through `get` (see [`PoolConfig::from_env`]).
+    /// Applies `SENTINEL_*` overrides read through `get` (see [`PoolConfig::from_env`] for the
+    /// variables). Variables `get` returns `None` for leave their setting as it is.
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidConfig`] naming the variable when a value is not a positive integer.
+    /// [`ErrorKind::InvalidConfig`] naming the variable when a value is not a positive integer
+    /// (or does not fit the setting). An environment value never makes a setter panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ErrorKind, PoolConfig};
+    ///
+    /// let env = |name: &str| (name == "SENTINEL_DEADLINE_MS").then(|| "2500".to_owned());
+    /// let config = PoolConfig::builder().max_clients(4).env_overrides(env)?.build();
+    /// assert_eq!(config.deadline(), Duration::from_millis(2500));
+    /// assert_eq!(config.max_clients(), 4);
+    ///
+    /// let zero = |name: &str| (name == "SENTINEL_DEADLINE_MS").then(|| "0".to_owned());
+    /// let err = PoolConfig::builder().env_overrides(zero).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::InvalidConfig(_)));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn env_overrides(mut self, get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        type Apply = fn(&mut PoolConfig, u64);
+        // Each value is validated here (a positive integer that fits the setting) before it
+        // goes through the setter, so that no setter assertion can fire on environment input.
+        type Apply = fn(PoolConfigBuilder, &str, &str) -> Result<PoolConfigBuilder, Error>;
         const OVERRIDES: [(&str, Apply); 7] = [
-            ("SENTINEL_MAX_CLIENTS", |c, n| c.max_clients = n as usize),
-            ("SENTINEL_MAX_IDLE_PER_HOST", |c, n| {
-                c.max_idle_per_host = n as usize
+            ("SENTINEL_MAX_CLIENTS", |b, name, v| {
+                Ok(b.max_clients(positive_usize(name, v)?))
             }),
-            ("SENTINEL_DEADLINE_MS", |c, n| {
-                c.deadline = Duration::from_millis(n)
+            ("SENTINEL_MAX_IDLE_PER_HOST", |b, name, v| {
+                Ok(b.max_idle_per_host(positive_usize(name, v)?))
             }),
-            ("SENTINEL_CONNECT_TIMEOUT_MS", |c, n| {
-                c.connect_timeout = Duration::from_millis(n)
+            ("SENTINEL_DEADLINE_MS", |b, name, v| {
+                Ok(b.deadline(Duration::from_millis(positive(name, v)?)))
             }),
-            ("SENTINEL_CHECKOUT_TIMEOUT_MS", |c, n| {
-                c.checkout_timeout = Duration::from_millis(n)
+            ("SENTINEL_CONNECT_TIMEOUT_MS", |b, name, v| {
+                Ok(b.connect_timeout(Duration::from_millis(positive(name, v)?)))
             }),
-            ("SENTINEL_IDLE_AGE_MS", |c, n| {
-                c.idle_age = Duration::from_millis(n)
+            ("SENTINEL_CHECKOUT_TIMEOUT_MS", |b, name, v| {
+                Ok(b.checkout_timeout(Duration::from_millis(positive(name, v)?)))
             }),
-            ("SENTINEL_BODY_LIMIT", |c, n| c.body_limit = n),
+            ("SENTINEL_IDLE_AGE_MS", |b, name, v| {
+                Ok(b.idle_age(Duration::from_millis(positive(name, v)?)))
+            }),
+            ("SENTINEL_BODY_LIMIT", |b, name, v| {
+                Ok(b.body_limit(positive(name, v)?))
+            }),
         ];
         for (name, apply) in OVERRIDES {
             if let Some(value) = get(name) {
-                apply(&mut self.0, positive(name, &value)?);
+                self = apply(self, name, &value)?;
             }
         }
         Ok(self)
     }
 
-    /// Finishes the configuration.
+    /// Finishes the configuration. Never fails: impossible values were refused by the setters,
+    /// and root certificates and the proxy URL are checked by
+    /// [`ClientPool::new`](crate::ClientPool::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder()
+    ///     .max_clients(16)
+    ///     .deadline(Duration::from_secs(10))
+    ///     .build();
+    /// let pool = ClientPool::new(config)?;
+    /// assert_eq!(pool.config().max_clients(), 16);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn build(self) -> PoolConfig {
         self.0
     }
@@ -437,5 +1071,163 @@ mod tests {
         let bad = |name: &str| (name == "SENTINEL_MAX_CLIENTS").then(|| "0".to_owned());
         let err = PoolConfig::builder().env_overrides(bad).unwrap_err();
         assert!(err.to_string().contains("SENTINEL_MAX_CLIENTS"), "{err}");
+    }
+
+    #[test]
+    #[should_panic(expected = "max_clients must be at least 1")]
+    fn zero_clients_panic() {
+        let _ = PoolConfig::builder().max_clients(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "deadline must be positive")]
+    fn zero_deadline_panics() {
+        let _ = PoolConfig::builder().deadline(Duration::ZERO);
+    }
+
+    #[test]
+    #[should_panic(expected = "connect_timeout must be positive")]
+    fn zero_connect_timeout_panics() {
+        let _ = PoolConfig::builder().connect_timeout(Duration::ZERO);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_header_size must be at least 1")]
+    fn zero_max_header_size_panics() {
+        let _ = PoolConfig::builder().max_header_size(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "user_agent must be a valid header value")]
+    fn user_agent_with_a_newline_panics() {
+        let _ = PoolConfig::builder().user_agent("agent\r\nX-Injected: 1");
+    }
+
+    #[test]
+    #[should_panic(expected = "user_agent must be a valid header value")]
+    fn user_agent_with_a_nul_panics() {
+        let _ = PoolConfig::builder().user_agent("agent\0");
+    }
+
+    #[test]
+    fn legitimate_zero_and_edge_values_are_accepted() {
+        let c = PoolConfig::builder()
+            .checkout_timeout(Duration::ZERO)
+            .max_idle_per_host(0)
+            .max_idle(0)
+            .idle_age(Duration::ZERO)
+            .body_limit(0)
+            .max_redirects(0)
+            .dns_ttl(Duration::ZERO, Duration::ZERO)
+            .user_agent("")
+            .max_header_size(1)
+            .buffer_sizes(0, 0)
+            .build();
+        assert_eq!(c.checkout_timeout(), Duration::ZERO);
+        assert_eq!(c.max_idle_per_host(), 0);
+        assert_eq!(c.max_idle(), 0);
+        assert_eq!(c.idle_age(), Duration::ZERO);
+        assert_eq!(c.body_limit(), 0);
+        assert_eq!(c.max_redirects(), 0);
+        assert_eq!(c.dns_ttl(), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(c.user_agent(), "");
+        assert_eq!(c.max_header_size(), 1);
+        assert_eq!(c.buffer_sizes(), (1024, 1024));
+    }
+
+    #[test]
+    fn getters_return_what_the_setters_set() {
+        struct Quiet;
+        impl EventHandler for Quiet {}
+        fn never(_: crate::breaker::AttemptOutcome<'_>) -> bool {
+            false
+        }
+        let c = PoolConfig::builder()
+            .max_idle(3)
+            .idle_age(Duration::from_secs(7))
+            .buffer_sizes(2048, 4096)
+            .proxy(Proxy::FromEnv)
+            .add_root_certificate(b"first")
+            .add_root_certificate(b"second")
+            .allow_https_downgrade(true)
+            .dns_ttl(Duration::from_secs(1), Duration::from_secs(2))
+            .breaker_failure(never)
+            .event_handler(Arc::new(Quiet))
+            .build();
+        assert_eq!(c.max_idle(), 3);
+        assert_eq!(c.idle_age(), Duration::from_secs(7));
+        assert_eq!(c.buffer_sizes(), (2048, 4096));
+        assert_eq!(c.proxy(), &Proxy::FromEnv);
+        let roots: Vec<&[u8]> = c.root_certificates().collect();
+        assert_eq!(roots, [&b"first"[..], &b"second"[..]]);
+        assert!(c.allow_https_downgrade());
+        assert_eq!(
+            c.dns_ttl(),
+            (Duration::from_secs(1), Duration::from_secs(2))
+        );
+        let status = ureq::http::StatusCode::INTERNAL_SERVER_ERROR;
+        assert!(!(c.breaker_failure())(
+            crate::breaker::AttemptOutcome::Status(status)
+        ));
+        assert!(c.event_handler().is_some());
+
+        let d = PoolConfig::default();
+        assert!((d.breaker_failure())(
+            crate::breaker::AttemptOutcome::Status(status)
+        ));
+        assert!(d.event_handler().is_none());
+        assert_eq!(d.root_certificates().len(), 0);
+    }
+
+    const ENV_VARS: [&str; 7] = [
+        "SENTINEL_MAX_CLIENTS",
+        "SENTINEL_MAX_IDLE_PER_HOST",
+        "SENTINEL_DEADLINE_MS",
+        "SENTINEL_CONNECT_TIMEOUT_MS",
+        "SENTINEL_CHECKOUT_TIMEOUT_MS",
+        "SENTINEL_IDLE_AGE_MS",
+        "SENTINEL_BODY_LIMIT",
+    ];
+
+    #[test]
+    fn impossible_env_values_are_invalid_config_not_panics() {
+        let bad_values = [
+            "0",
+            " 0 ",
+            "-1",
+            "",
+            "ten",
+            "1.5",
+            "18446744073709551616", // u64::MAX + 1
+        ];
+        for var in ENV_VARS {
+            for bad in bad_values {
+                let env = |name: &str| (name == var).then(|| bad.to_owned());
+                let outcome = std::panic::catch_unwind(|| PoolConfig::builder().env_overrides(env));
+                let result = outcome.unwrap_or_else(|_| panic!("{var}={bad:?} panicked"));
+                let err = result.expect_err(&format!("{var}={bad:?} was accepted"));
+                assert!(
+                    matches!(err.kind(), ErrorKind::InvalidConfig(m) if m.contains(var)),
+                    "{var}={bad:?}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn env_values_go_through_the_setters() {
+        let env = |name: &str| {
+            ENV_VARS
+                .contains(&name)
+                .then(|| if name.ends_with("_MS") { "250" } else { "3" }.to_owned())
+        };
+        let c = PoolConfig::builder().env_overrides(env).unwrap().build();
+        assert_eq!(c.max_clients(), 3);
+        assert_eq!(c.max_idle_per_host(), 3);
+        assert_eq!(c.deadline(), Duration::from_millis(250));
+        assert_eq!(c.connect_timeout(), Duration::from_millis(250));
+        assert_eq!(c.checkout_timeout(), Duration::from_millis(250));
+        assert_eq!(c.idle_age(), Duration::from_millis(250));
+        assert_eq!(c.body_limit(), 3);
     }
 }

@@ -70,6 +70,20 @@ impl ClientPool {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidConfig`] when an extra root certificate or the proxy URL is invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, ErrorKind, PoolConfig, Proxy};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.state().clients, 0); // nothing created yet
+    ///
+    /// let bad = PoolConfig::builder().add_root_certificate(b"not a certificate").build();
+    /// let err = ClientPool::new(bad).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::InvalidConfig(_)));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn new(config: PoolConfig) -> Result<ClientPool, Error> {
         Ok(ClientPool {
             inner: Arc::new(PoolInner {
@@ -113,24 +127,63 @@ impl ClientPool {
     }
 
     /// The pool's configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_clients(3).build())?;
+    /// assert_eq!(pool.config().max_clients(), 3);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn config(&self) -> &PoolConfig {
         &self.inner.shared.config
     }
 
     /// Checks out a client, waiting up to the configured checkout timeout for one to be free.
+    /// The client returns to the pool when the [`Checkout`] is dropped.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::PoolTimeout`] saying how long it waited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// assert_eq!(pool.state().checked_out, 1);
+    /// drop(client);
+    /// assert_eq!(pool.state().idle, 1);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn checkout(&self) -> Result<Checkout, Error> {
         self.checkout_timeout(self.config().checkout_timeout)
     }
 
-    /// Checks out a client, waiting up to `timeout`.
+    /// Checks out a client, waiting up to `timeout` (zero: not at all) instead of the
+    /// configured checkout timeout.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::PoolTimeout`] saying how long it waited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_clients(1).build())?;
+    /// let held = pool.checkout_timeout(Duration::from_millis(10))?;
+    /// let err = pool.checkout_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(err.is_pool_timeout());
+    /// drop(held);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn checkout_timeout(&self, timeout: Duration) -> Result<Checkout, Error> {
         let start = Instant::now();
         let mut slots = self.inner.lock();
@@ -160,6 +213,21 @@ impl ClientPool {
     }
 
     /// Checks out a client if one is free (or may be created) right now; never blocks.
+    /// Returns `None` when every client is checked out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_clients(1).build())?;
+    /// let first = pool.try_checkout();
+    /// assert!(first.is_some());
+    /// assert!(pool.try_checkout().is_none()); // the only client is out
+    /// drop(first);
+    /// assert!(pool.try_checkout().is_some());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn try_checkout(&self) -> Option<Checkout> {
         let client = self.take(&mut self.inner.lock())?;
         self.record_checkout(Duration::ZERO, false, false);
@@ -225,7 +293,25 @@ impl ClientPool {
         }
     }
 
-    /// The pool's current state.
+    /// The pool's current state: clients created, idle and checked out, and threads waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::metrics::PoolState;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().max_clients(4).build())?;
+    /// let (a, b) = (pool.checkout()?, pool.checkout()?);
+    /// drop(a);
+    /// let state = pool.state();
+    /// assert_eq!(
+    ///     state,
+    ///     PoolState { clients: 2, idle: 1, checked_out: 1, waiting: 0, max_clients: 4 }
+    /// );
+    /// drop(b);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn state(&self) -> PoolState {
         let slots = self.inner.lock();
         PoolState {
@@ -248,6 +334,11 @@ impl ClientPool {
     /// # Errors
     ///
     /// [`ErrorKind::PoolTimeout`] when no client could be checked out.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics; the panic goes on unwinding, and the thread's client is discarded
+    /// rather than kept or returned to the pool.
     ///
     /// # Examples
     ///
@@ -282,6 +373,20 @@ impl ClientPool {
 
     /// Returns this thread's [`with_client`](ClientPool::with_client) client to the pool now
     /// rather than when the thread ends. Returns whether the thread held one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// pool.with_client(|_client| ())?;
+    /// assert_eq!(pool.state().checked_out, 1); // held by this thread
+    /// assert!(pool.release_local());
+    /// assert_eq!(pool.state().checked_out, 0);
+    /// assert!(!pool.release_local()); // nothing left to release
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn release_local(&self) -> bool {
         let id = self.inner.id;
         LOCAL
@@ -294,11 +399,18 @@ impl ClientPool {
     }
 
     /// Runs `workers` scoped threads, each owning a checked-out client and a stable id
-    /// (`0..workers`), and returns each worker's result in id order. A worker that panics gives
-    /// [`ErrorKind::Panicked`] and its client is discarded, never returned dirty; a worker that
-    /// gets no client within the checkout timeout gives [`ErrorKind::PoolTimeout`].
+    /// (`0..workers`), and returns each worker's result in id order, once every worker has
+    /// finished. Workers beyond `max_clients` wait for a client like any checkout.
     ///
     /// Built on [`std::thread::scope`], so `f` may borrow from the caller's stack.
+    ///
+    /// # Errors
+    ///
+    /// Each worker's result is an `Err` of its own, the others are unaffected:
+    /// [`ErrorKind::Panicked`] when `f` panicked (its client is discarded, never returned
+    /// dirty), [`ErrorKind::PoolTimeout`] when the worker got no client within the checkout
+    /// timeout, [`ErrorKind::Other`] when its thread could not be spawned. `f` never runs for
+    /// a worker without a client. A panic in `f` does not propagate.
     ///
     /// # Examples
     ///
@@ -374,14 +486,40 @@ impl PoolInner {
 
 /// A checked-out [`Client`]: derefs to it, and returns it to the pool when dropped. A client
 /// dropped during a panic, or whose connection state is suspect, is discarded instead.
+///
+/// # Examples
+///
+/// ```no_run
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let client = pool.checkout()?;
+/// let status = client.get("http://127.0.0.1:8080/").send()?.status();
+/// println!("{status}");
+/// drop(client); // back to the pool, connections kept warm
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
 pub struct Checkout {
     client: Option<Client>,
     pool: Arc<PoolInner>,
 }
 
 impl Checkout {
-    /// Drops the client instead of returning it (its connections close); the pool creates a
-    /// fresh one when needed.
+    /// Drops the client instead of returning it (its connections close) when this `Checkout`
+    /// is dropped; the pool creates a fresh one when needed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let mut client = pool.checkout()?;
+    /// client.discard();
+    /// drop(client);
+    /// assert_eq!(pool.state().clients, 0); // not returned: gone
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn discard(&mut self) {
         if let Some(c) = &self.client {
             c.discard_on_return();
@@ -433,6 +571,19 @@ pub struct ScopedClient {
 
 impl ScopedClient {
     /// The worker's id, `0..workers`, stable for the scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let shards = ["a", "b", "c"];
+    /// let picked = pool.scope(shards.len(), |worker| shards[worker.id()]);
+    /// let picked: Vec<&str> = picked.into_iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(picked, shards);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
     pub fn id(&self) -> usize {
         self.id
     }
