@@ -46,7 +46,7 @@ pub use events::{
 };
 pub use fanout::FanOut;
 pub use job::{JobHandle, SubmitError, UnstartedJob};
-pub use metrics::{HostStats, LatencySummary, PoolState, Stats};
+pub use metrics::{HostStats, LatencySummary, PoolState, Stats, StatusClass};
 pub use pool::{Checkout, ClientPool, Worker};
 pub use retry::{
     parse_retry_after, Backoff, Jitter, RetryBudget, RetryDecision, RetryEngine, RetryError,

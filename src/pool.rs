@@ -260,13 +260,7 @@ impl ClientPool {
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
         let mut stats = shared.metrics.snapshot(self.state());
-        let states = shared.breakers.states();
-        stats.set_breakers(
-            states
-                .into_iter()
-                .map(|(h, s)| (h, s.to_string()))
-                .collect(),
-        );
+        stats.set_breakers(shared.breakers.states());
         stats
     }
 

@@ -18,7 +18,7 @@ const TOP_POWER: u32 = 37;
 /// Index of the overflow bucket; it is also the number of regular buckets.
 const OVERFLOW_BUCKET: usize = (TOP_POWER - SUB_BITS + 1) as usize * SUB_BUCKETS;
 /// Total number of buckets in a histogram, overflow included.
-pub(crate) const BUCKETS: usize = OVERFLOW_BUCKET + 1;
+const BUCKETS: usize = OVERFLOW_BUCKET + 1;
 
 /// Bucket holding a value of `micros` microseconds.
 fn bucket_index(micros: u64) -> usize {
@@ -63,7 +63,7 @@ fn saturating_nanos(d: Duration) -> u64 {
 ///
 /// The total count is not stored: it is the sum of the buckets, which saves an atomic add per
 /// sample and keeps `count` consistent with the buckets by construction.
-pub(crate) struct Histogram {
+pub(super) struct Histogram {
     buckets: [AtomicU64; BUCKETS],
     sum_nanos: AtomicU64,
     max_nanos: AtomicU64,
@@ -81,7 +81,7 @@ impl Default for Histogram {
 
 impl Histogram {
     /// Records one sample. Relaxed atomics only: samples need no ordering with anything else.
-    pub(crate) fn record(&self, d: Duration) {
+    pub(super) fn record(&self, d: Duration) {
         let nanos = saturating_nanos(d);
         self.buckets[bucket_index(nanos / 1_000)].fetch_add(1, Relaxed);
         // Saturating rather than wrapping: one absurd duration must not turn the sum into noise.
@@ -96,7 +96,7 @@ impl Histogram {
     }
 
     /// Adds this histogram's current contents to `acc`.
-    pub(crate) fn merge_into(&self, acc: &mut HistogramSnapshot) {
+    pub(super) fn merge_into(&self, acc: &mut HistogramSnapshot) {
         for (total, bucket) in acc.buckets.iter_mut().zip(&self.buckets) {
             let n = bucket.load(Relaxed);
             *total = total.saturating_add(n);
@@ -107,7 +107,7 @@ impl Histogram {
     }
 
     /// A point-in-time copy of this histogram.
-    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
+    pub(super) fn snapshot(&self) -> HistogramSnapshot {
         let mut snapshot = HistogramSnapshot::default();
         self.merge_into(&mut snapshot);
         snapshot
@@ -116,7 +116,7 @@ impl Histogram {
 
 /// An immutable copy of one or more [`Histogram`]s.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct HistogramSnapshot {
+pub(super) struct HistogramSnapshot {
     buckets: Box<[u64; BUCKETS]>,
     count: u64,
     sum_nanos: u64,
@@ -150,23 +150,23 @@ impl fmt::Debug for HistogramSnapshot {
 
 impl HistogramSnapshot {
     /// Number of samples.
-    pub(crate) fn count(&self) -> u64 {
+    pub(super) fn count(&self) -> u64 {
         self.count
     }
 
     /// Exact sum of all samples (saturating at about 584 years).
-    pub(crate) fn sum(&self) -> Duration {
+    pub(super) fn sum(&self) -> Duration {
         Duration::from_nanos(self.sum_nanos)
     }
 
     /// Exact largest sample; zero when empty. After [`saturating_sub`](Self::saturating_sub) it
     /// is an upper bound, see there.
-    pub(crate) fn max(&self) -> Duration {
+    pub(super) fn max(&self) -> Duration {
         Duration::from_nanos(self.max_nanos)
     }
 
     /// Arithmetic mean; zero when empty.
-    pub(crate) fn mean(&self) -> Duration {
+    pub(super) fn mean(&self) -> Duration {
         match self.count {
             0 => Duration::ZERO,
             n => Duration::from_nanos(self.sum_nanos / n),
@@ -176,7 +176,7 @@ impl HistogramSnapshot {
     /// The `q`-quantile (`q` in `0.0..=1.0`, clamped; NaN counts as 0): the upper bound of the
     /// bucket holding the sample of rank `ceil(q * count)`, clamped to the exact maximum. It is
     /// never below the true quantile and at most 12.5% above it. Zero when empty.
-    pub(crate) fn quantile(&self, q: f64) -> Duration {
+    pub(super) fn quantile(&self, q: f64) -> Duration {
         if self.count == 0 {
             return Duration::ZERO;
         }
@@ -192,7 +192,7 @@ impl HistogramSnapshot {
     /// Every bucket as `(upper_bound, cumulative_count)`, in increasing order of bound. All
     /// samples counted up to a bucket are below its bound; the last (overflow) bucket's bound is
     /// `Duration::MAX` and its cumulative count equals [`count`](Self::count).
-    pub(crate) fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+    pub(super) fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
         self.buckets
             .iter()
             .enumerate()
@@ -204,7 +204,7 @@ impl HistogramSnapshot {
 
     /// Samples in buckets whose upper bound is at most `bound`. Never over-counts; it may leave
     /// out samples of the one bucket that straddles `bound`.
-    pub(crate) fn count_within(&self, bound: Duration) -> u64 {
+    pub(super) fn count_within(&self, bound: Duration) -> u64 {
         self.buckets()
             .take_while(|&(upper, _)| upper <= bound)
             .last()
@@ -212,7 +212,7 @@ impl HistogramSnapshot {
     }
 
     /// Adds `other` into `self`, as if every sample had been recorded in one histogram.
-    pub(crate) fn merge(&mut self, other: &HistogramSnapshot) {
+    pub(super) fn merge(&mut self, other: &HistogramSnapshot) {
         for (total, &n) in self.buckets.iter_mut().zip(other.buckets.iter()) {
             *total = total.saturating_add(n);
         }
@@ -226,7 +226,7 @@ impl HistogramSnapshot {
     /// recovered from two maxima, so it is `self`'s maximum capped at the upper bound of the
     /// highest bucket the interval touched: exact when the interval holds the overall maximum,
     /// otherwise within one bucket of the truth. Zero for an empty interval.
-    pub(crate) fn saturating_sub(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
+    pub(super) fn saturating_sub(&self, earlier: &HistogramSnapshot) -> HistogramSnapshot {
         let mut out = HistogramSnapshot::default();
         let mut highest = None;
         for (index, ((total, &now), &then)) in out
@@ -251,7 +251,7 @@ impl HistogramSnapshot {
     }
 
     /// The summary reported by [`Stats`].
-    pub(crate) fn summary(&self) -> LatencySummary {
+    pub(super) fn summary(&self) -> LatencySummary {
         LatencySummary {
             count: self.count,
             p50: self.quantile(0.5),
@@ -294,36 +294,93 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     /// Number of samples.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// assert_eq!(latency.count(), 0);
+    /// ```
     pub fn count(&self) -> u64 {
         self.count
     }
 
     /// Median.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// assert!(latency.p50() <= latency.p90());
+    /// ```
     pub fn p50(&self) -> Duration {
         self.p50
     }
 
     /// 90th percentile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// assert!(latency.p90() <= latency.p99());
+    /// ```
     pub fn p90(&self) -> Duration {
         self.p90
     }
 
     /// 99th percentile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// if latency.p99() > Duration::from_millis(250) {
+    ///     eprintln!("slow: p99 {:?}", latency.p99());
+    /// }
+    /// ```
     pub fn p99(&self) -> Duration {
         self.p99
     }
 
     /// 99.9th percentile.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// assert!(latency.p999() <= latency.max());
+    /// ```
     pub fn p999(&self) -> Duration {
         self.p999
     }
 
     /// Largest sample (exact).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// assert_eq!(latency.max(), Duration::ZERO); // no samples
+    /// ```
     pub fn max(&self) -> Duration {
         self.max
     }
 
     /// Arithmetic mean (exact up to nanosecond rounding).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let latency = http_sentinel::Stats::default().call_latency(); // normally `pool.stats()`
+    /// assert_eq!(latency.mean(), Duration::ZERO); // no samples
+    /// ```
     pub fn mean(&self) -> Duration {
         self.mean
     }

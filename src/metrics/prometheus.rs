@@ -1,17 +1,33 @@
 //! [`Stats::to_prometheus`]: the Prometheus text exposition format.
+//!
+//! The per-host families come from the counter list ([`FAMILIES`]), in its order; the pool's
+//! own figures and the breaker states follow.
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
-use super::counters::Counters;
+use super::counters::{Family, Read, FAMILIES};
 use super::histogram::HistogramSnapshot;
-use super::stats::Stats;
+use super::stats::{HostStats, Stats};
+use super::status_class::StatusClass;
+use crate::breaker::BreakerState;
 use crate::error::ErrorClass;
 
 impl Stats {
     /// Renders the snapshot in the Prometheus text exposition format (version 0.0.4).
     ///
-    /// Every metric is prefixed `http_sentinel_`; per-host series carry a `host` label. Latency
+    /// Every metric is prefixed `http_sentinel_`; per-host series carry a `host` label. Calls
+    /// and attempts are separate families:
+    ///
+    /// - `http_sentinel_calls_total{host}`: calls made; each ends in exactly one of
+    ///   `http_sentinel_calls_with_status_total{host,class}` (by the class, `1xx` ... `5xx`, of
+    ///   its final response) or `http_sentinel_calls_with_error_total{host,kind}` (by
+    ///   [`ErrorClass`](crate::ErrorClass)). A success rate is
+    ///   `calls_with_status_total{class=~"2xx|3xx"} / calls_total`.
+    /// - `http_sentinel_attempts_total{host}` and `http_sentinel_responses_total{host,class}`:
+    ///   every response received, per attempt, including the ones then retried or redirected.
+    ///
+    /// `http_sentinel_connection_reuse_ratio` is left out until an attempt was made. Latency
     /// histograms use the fixed bounds 1 ms, 2.5 ms, 5 ms ... 10 s. They are derived from the
     /// finer internal buckets, whose edges are powers of two rather than decimal: a bound counts
     /// only the internal buckets that lie entirely below it, so a sample up to 12.5% below a
@@ -23,71 +39,88 @@ impl Stats {
     /// ```
     /// use http_sentinel::Stats;
     ///
-    /// let text = Stats::default().to_prometheus();
+    /// let text = Stats::default().to_prometheus(); // normally `pool.stats()`
     /// assert!(text.contains("# TYPE http_sentinel_pool_clients gauge\n"));
     /// assert!(text.contains("http_sentinel_pool_clients 0\n"));
     /// ```
     pub fn to_prometheus(&self) -> String {
         let mut out = Exposition::default();
-
         if !self.hosts.is_empty() {
-            for &(name, help, get) in HOST_COUNTERS {
-                out.family(name, "counter", help);
-                for h in &self.hosts {
-                    out.sample(name, &[("host", h.host.as_str())], get(&h.counters));
-                }
-            }
-
-            let name = "http_sentinel_failures_total";
-            out.family(
-                name,
-                "counter",
-                "Calls that ended in an error, by error kind.",
-            );
-            for h in &self.hosts {
-                for &class in ErrorClass::ALL {
-                    let labels = [("host", h.host.as_str()), ("kind", class.as_str())];
-                    out.sample(name, &labels, h.counters.failures[class.index()]);
-                }
-            }
-
-            let name = "http_sentinel_responses_total";
-            out.family(name, "counter", "Responses received, by status class.");
-            for h in &self.hosts {
-                for (class, &n) in ["1xx", "2xx", "3xx", "4xx", "5xx"]
-                    .into_iter()
-                    .zip(&h.counters.responses)
-                {
-                    out.sample(name, &[("host", h.host.as_str()), ("class", class)], n);
-                }
-            }
-
-            let name = "http_sentinel_call_duration_seconds";
-            out.family(
-                name,
-                "histogram",
-                "Duration of whole calls, retries and backoff included.",
-            );
-            for h in &self.hosts {
-                out.histogram(name, Some(&h.host), &h.counters.call_latency);
-            }
-
-            let name = "http_sentinel_attempt_duration_seconds";
-            out.family(name, "histogram", "Duration of single attempts.");
-            for h in &self.hosts {
-                out.histogram(name, Some(&h.host), &h.counters.attempt_latency);
+            for family in FAMILIES {
+                out.host_family(family, &self.hosts);
             }
         }
+        if let Some(ratio) = self.reuse_ratio() {
+            let name = "http_sentinel_connection_reuse_ratio";
+            out.family(
+                name,
+                "gauge",
+                "Share of attempts that reused a connection (1 - connections opened / attempts).",
+            );
+            out.sample(name, &[], ratio);
+        }
+        out.pool(self);
+        out.breakers(&self.breakers);
+        out.text
+    }
+}
 
-        let name = "http_sentinel_connection_reuse_ratio";
-        out.family(
-            name,
-            "gauge",
-            "Share of attempts that reused a connection (1 - connections opened / attempts).",
-        );
-        out.sample(name, &[], self.reuse_ratio());
+/// Prometheus `le` bounds for latency histograms: the bound and its label text.
+const PROMETHEUS_BOUNDS: [(Duration, &str); 13] = [
+    (Duration::from_micros(1_000), "0.001"),
+    (Duration::from_micros(2_500), "0.0025"),
+    (Duration::from_micros(5_000), "0.005"),
+    (Duration::from_millis(10), "0.01"),
+    (Duration::from_millis(25), "0.025"),
+    (Duration::from_millis(50), "0.05"),
+    (Duration::from_millis(100), "0.1"),
+    (Duration::from_millis(250), "0.25"),
+    (Duration::from_millis(500), "0.5"),
+    (Duration::from_secs(1), "1"),
+    (Duration::from_millis(2_500), "2.5"),
+    (Duration::from_secs(5), "5"),
+    (Duration::from_secs(10), "10"),
+];
 
-        let pool = self.pool;
+/// Builder for the text exposition format.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    /// One family of the counter list, with a series (or several) per host.
+    fn host_family(&mut self, family: &Family, hosts: &[HostStats]) {
+        let name = family.name;
+        let kind = match family.read {
+            Read::Latency(_) => "histogram",
+            _ => "counter",
+        };
+        self.family(name, kind, family.help);
+        for h in hosts {
+            let (host, c) = (h.host.as_str(), &h.counters);
+            match family.read {
+                Read::Scalar(get) => self.sample(name, &[("host", host)], get(c)),
+                Read::ByStatus(get) => {
+                    for &class in StatusClass::ALL {
+                        let labels = [("host", host), ("class", class.as_str())];
+                        self.sample(name, &labels, get(c)[class.index()]);
+                    }
+                }
+                Read::ByError(get) => {
+                    for &class in ErrorClass::ALL {
+                        let labels = [("host", host), ("kind", class.as_str())];
+                        self.sample(name, &labels, get(c)[class.index()]);
+                    }
+                }
+                Read::Latency(get) => self.histogram(name, Some(host), get(c)),
+            }
+        }
+    }
+
+    /// The pool's gauges, checkout counters and checkout wait histogram.
+    fn pool(&mut self, stats: &Stats) {
+        let pool = stats.pool;
         for (name, help, value) in [
             (
                 "http_sentinel_pool_clients",
@@ -115,127 +148,50 @@ impl Stats {
                 pool.max_clients,
             ),
         ] {
-            out.family(name, "gauge", help);
-            out.sample(name, &[], value);
+            self.family(name, "gauge", help);
+            self.sample(name, &[], value);
         }
-
-        let name = "http_sentinel_pool_checkouts_total";
-        out.family(name, "counter", "Successful client checkouts.");
-        out.sample(name, &[], self.checkouts);
-
-        let name = "http_sentinel_pool_checkout_timeouts_total";
-        out.family(
-            name,
-            "counter",
-            "Checkouts that gave up waiting for a client.",
-        );
-        out.sample(name, &[], self.checkout_timeouts);
-
+        for (name, help, value) in [
+            (
+                "http_sentinel_pool_checkouts_total",
+                "Successful client checkouts.",
+                stats.checkouts,
+            ),
+            (
+                "http_sentinel_pool_checkout_timeouts_total",
+                "Checkouts that gave up waiting for a client.",
+                stats.checkout_timeouts,
+            ),
+        ] {
+            self.family(name, "counter", help);
+            self.sample(name, &[], value);
+        }
         let name = "http_sentinel_pool_checkout_wait_seconds";
-        out.family(
+        self.family(
             name,
             "histogram",
             "Time spent waiting in checkout, successful or timed out.",
         );
-        out.histogram(name, None, &self.checkout_wait);
-
-        if !self.breakers.is_empty() {
-            let name = "http_sentinel_breaker_open";
-            out.family(
-                name,
-                "gauge",
-                "1 while the host's circuit breaker is open, else 0.",
-            );
-            for (host, state) in &self.breakers {
-                let open = u8::from(state.eq_ignore_ascii_case("open"));
-                out.sample(name, &[("host", host.as_str())], open);
-            }
-        }
-
-        out.text
+        self.histogram(name, None, &stats.checkout_wait);
     }
-}
 
-/// Per-host scalar counters exported to Prometheus: name, help text, value.
-type CounterSpec = (&'static str, &'static str, fn(&Counters) -> u64);
+    /// `1` per host whose breaker is open, `0` for the others; nothing without breakers.
+    fn breakers(&mut self, breakers: &[(String, BreakerState)]) {
+        if breakers.is_empty() {
+            return;
+        }
+        let name = "http_sentinel_breaker_open";
+        self.family(
+            name,
+            "gauge",
+            "1 while the host's circuit breaker is open, else 0.",
+        );
+        for (host, state) in breakers {
+            let open = u8::from(*state == BreakerState::Open);
+            self.sample(name, &[("host", host.as_str())], open);
+        }
+    }
 
-const HOST_COUNTERS: &[CounterSpec] = &[
-    (
-        "http_sentinel_calls_total",
-        "Logical calls made, however many attempts each took.",
-        |c| c.calls,
-    ),
-    (
-        "http_sentinel_attempts_total",
-        "Attempts sent, first attempts and retries alike.",
-        |c| c.attempts,
-    ),
-    (
-        "http_sentinel_successes_total",
-        "Calls that returned a response, whatever its status.",
-        |c| c.successes,
-    ),
-    (
-        "http_sentinel_retries_total",
-        "Attempts made after a call's first attempt.",
-        |c| c.retries,
-    ),
-    (
-        "http_sentinel_retries_refused_total",
-        "Retries not made because the retry budget was spent.",
-        |c| c.retries_refused,
-    ),
-    (
-        "http_sentinel_breaker_rejections_total",
-        "Calls rejected by an open circuit breaker without being sent.",
-        |c| c.breaker_rejections,
-    ),
-    (
-        "http_sentinel_stale_replays_total",
-        "Requests replayed because a pooled connection turned out to be stale.",
-        |c| c.stale_replays,
-    ),
-    (
-        "http_sentinel_redirects_total",
-        "Redirects followed.",
-        |c| c.redirects,
-    ),
-    (
-        "http_sentinel_connections_opened_total",
-        "New connections opened.",
-        |c| c.connections_opened,
-    ),
-    (
-        "http_sentinel_received_bytes_total",
-        "Response body bytes received.",
-        |c| c.bytes_received,
-    ),
-];
-
-/// Prometheus `le` bounds for latency histograms: the bound and its label text.
-const PROMETHEUS_BOUNDS: [(Duration, &str); 13] = [
-    (Duration::from_micros(1_000), "0.001"),
-    (Duration::from_micros(2_500), "0.0025"),
-    (Duration::from_micros(5_000), "0.005"),
-    (Duration::from_millis(10), "0.01"),
-    (Duration::from_millis(25), "0.025"),
-    (Duration::from_millis(50), "0.05"),
-    (Duration::from_millis(100), "0.1"),
-    (Duration::from_millis(250), "0.25"),
-    (Duration::from_millis(500), "0.5"),
-    (Duration::from_secs(1), "1"),
-    (Duration::from_millis(2_500), "2.5"),
-    (Duration::from_secs(5), "5"),
-    (Duration::from_secs(10), "10"),
-];
-
-/// Builder for the text exposition format.
-#[derive(Default)]
-struct Exposition {
-    text: String,
-}
-
-impl Exposition {
     /// Starts a metric family. Callers emit each family once, with all its samples right after.
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         self.text.push_str("# HELP ");
@@ -302,11 +258,12 @@ impl Exposition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::counters::{add, inc};
+    use crate::metrics::counters::CallRecord;
     use crate::metrics::registry::Registry;
     use crate::metrics::stats::PoolState;
     use std::collections::{BTreeMap, HashSet};
     use std::sync::Arc;
+    use ureq::http::StatusCode;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -504,6 +461,21 @@ mod tests {
             .unwrap_or_else(|| panic!("no {name} {labels:?}"))
     }
 
+    fn call(latency: Duration, retries: u32, outcome: Result<u16, ErrorClass>) -> CallRecord {
+        CallRecord {
+            latency,
+            retries,
+            retries_refused: 0,
+            stale_replays: 0,
+            redirects: 0,
+            outcome: outcome.map(status),
+        }
+    }
+
+    fn status(code: u16) -> StatusCode {
+        StatusCode::from_u16(code).unwrap()
+    }
+
     #[test]
     fn prometheus_exposition_is_well_formed() {
         let weird = "we\"ird\\host\nx";
@@ -511,20 +483,19 @@ mod tests {
         let mut rec = registry.recorder();
         for latency in [us(900), ms(1), ms(3), ms(40), Duration::from_secs(30)] {
             let a = rec.host("a.example");
-            inc(&a.calls);
-            inc(&a.attempts);
-            inc(&a.successes);
-            a.record_status(200);
-            a.call_latency.record(latency);
-            a.attempt_latency.record(latency);
+            a.record_attempt(latency, 0, Some(status(200)));
+            a.record_call(&call(latency, 0, Ok(200)));
         }
+        // b.example answers 503, is retried, then answers 500 for good.
+        let b = rec.host("b.example");
+        b.record_attempt(ms(1), 0, Some(status(503)));
+        b.record_attempt(ms(1), 0, Some(status(500)));
+        b.record_call(&call(ms(2), 1, Ok(500)));
+        // The weird host never answers: two refused connections.
         let w = rec.host(weird);
-        inc(&w.calls);
-        add(&w.attempts, 2);
-        inc(&w.retries);
-        inc(&w.connections_opened);
-        w.record_failure(ErrorClass::Connect);
-        w.attempt_latency.record(ms(2));
+        w.record_attempt(ms(2), 1, None);
+        w.record_attempt(ms(2), 0, None);
+        w.record_call(&call(ms(4), 1, Err(ErrorClass::Connect)));
         registry.record_checkout(us(20));
         let mut stats = registry.snapshot(PoolState {
             clients: 3,
@@ -534,53 +505,75 @@ mod tests {
             max_clients: 8,
         });
         stats.set_breakers(vec![
-            (weird.to_owned(), "open".to_owned()),
-            ("a.example".to_owned(), "half_open".to_owned()),
+            (weird.to_owned(), BreakerState::Open),
+            ("a.example".to_owned(), BreakerState::HalfOpen),
         ]);
 
         let text = stats.to_prometheus();
         let families = validate(&text);
+        let value = |name: &str, labels: &[(&str, &str)]| find(&families, name, labels).value;
 
         assert!(text.contains(r#"http_sentinel_calls_total{host="we\"ird\\host\nx"} 1"#));
         assert!(text.contains("http_sentinel_calls_total{host=\"a.example\"} 5\n"));
+        assert_eq!(value("http_sentinel_calls_total", &[("host", weird)]), 1.0);
+
+        // Calls by outcome: the final response's class, or the error's kind.
+        let with_status = "http_sentinel_calls_with_status_total";
+        let with_error = "http_sentinel_calls_with_error_total";
         assert_eq!(
-            find(&families, "http_sentinel_calls_total", &[("host", weird)]).value,
-            1.0
-        );
-        assert_eq!(
-            find(
-                &families,
-                "http_sentinel_failures_total",
-                &[("host", weird), ("kind", "connect")]
-            )
-            .value,
-            1.0
-        );
-        assert_eq!(
-            find(
-                &families,
-                "http_sentinel_failures_total",
-                &[("host", weird), ("kind", "dns")]
-            )
-            .value,
-            0.0
-        );
-        assert_eq!(
-            find(
-                &families,
-                "http_sentinel_responses_total",
-                &[("host", "a.example"), ("class", "2xx")]
-            )
-            .value,
+            value(with_status, &[("host", "a.example"), ("class", "2xx")]),
             5.0
         );
         assert_eq!(
-            families["http_sentinel_failures_total"].1.len(),
-            2 * ErrorClass::COUNT
+            value(with_status, &[("host", "b.example"), ("class", "5xx")]),
+            1.0
         );
+        assert_eq!(
+            value(with_status, &[("host", "b.example"), ("class", "2xx")]),
+            0.0
+        );
+        assert_eq!(
+            value(with_error, &[("host", weird), ("kind", "connect")]),
+            1.0
+        );
+        assert_eq!(value(with_error, &[("host", weird), ("kind", "dns")]), 0.0);
+        assert_eq!(families[with_status].1.len(), 3 * StatusClass::COUNT);
+        assert_eq!(families[with_error].1.len(), 3 * ErrorClass::COUNT);
+        // Every call ends one way or the other.
+        for h in ["a.example", "b.example", weird] {
+            let ended: f64 = [with_status, with_error]
+                .iter()
+                .flat_map(|f| &families[*f].1)
+                .filter(|s| s.label("host") == Some(h))
+                .map(|s| s.value)
+                .sum();
+            assert_eq!(
+                ended,
+                value("http_sentinel_calls_total", &[("host", h)]),
+                "{h}"
+            );
+        }
+
+        // Responses per attempt: the retried 503 counts too.
+        let responses = "http_sentinel_responses_total";
+        assert_eq!(
+            value(responses, &[("host", "b.example"), ("class", "5xx")]),
+            2.0
+        );
+        assert_eq!(
+            value(responses, &[("host", "a.example"), ("class", "2xx")]),
+            5.0
+        );
+        assert_eq!(value(responses, &[("host", weird), ("class", "5xx")]), 0.0);
+        assert_eq!(
+            value("http_sentinel_attempts_total", &[("host", "b.example")]),
+            2.0
+        );
+        assert!(!families.contains_key("http_sentinel_successes_total"));
+        assert!(!families.contains_key("http_sentinel_failures_total"));
 
         let bucket = "http_sentinel_call_duration_seconds_bucket";
-        let le = |le| find(&families, bucket, &[("host", "a.example"), ("le", le)]).value;
+        let le = |le| value(bucket, &[("host", "a.example"), ("le", le)]);
         // 900 µs is wholly below 1 ms; exactly 1 ms shares a fine bucket reaching 1.024 ms.
         assert_eq!(le("0.001"), 1.0);
         assert_eq!(le("0.0025"), 2.0);
@@ -588,49 +581,45 @@ mod tests {
         assert_eq!(le("0.05"), 4.0);
         assert_eq!(le("10"), 4.0);
         assert_eq!(le("+Inf"), 5.0);
-        let sum = find(
-            &families,
+        let sum = value(
             "http_sentinel_call_duration_seconds_sum",
             &[("host", "a.example")],
         );
-        assert!((sum.value - 30.0449).abs() < 1e-9, "{}", sum.value);
+        assert!((sum - 30.0449).abs() < 1e-9, "{sum}");
 
+        assert_eq!(value("http_sentinel_pool_clients", &[]), 3.0);
+        assert_eq!(value("http_sentinel_pool_max_clients", &[]), 8.0);
+        assert_eq!(value("http_sentinel_pool_checkouts_total", &[]), 1.0);
         assert_eq!(
-            find(&families, "http_sentinel_pool_clients", &[]).value,
-            3.0
-        );
-        assert_eq!(
-            find(&families, "http_sentinel_pool_max_clients", &[]).value,
-            8.0
-        );
-        assert_eq!(
-            find(&families, "http_sentinel_pool_checkouts_total", &[]).value,
+            value("http_sentinel_pool_checkout_wait_seconds_count", &[]),
             1.0
         );
+        assert_eq!(value("http_sentinel_breaker_open", &[("host", weird)]), 1.0);
         assert_eq!(
-            find(
-                &families,
-                "http_sentinel_pool_checkout_wait_seconds_count",
-                &[]
-            )
-            .value,
-            1.0
-        );
-        assert_eq!(
-            find(&families, "http_sentinel_breaker_open", &[("host", weird)]).value,
-            1.0
-        );
-        assert_eq!(
-            find(
-                &families,
-                "http_sentinel_breaker_open",
-                &[("host", "a.example")]
-            )
-            .value,
+            value("http_sentinel_breaker_open", &[("host", "a.example")]),
             0.0
         );
-        let reuse = find(&families, "http_sentinel_connection_reuse_ratio", &[]).value;
-        assert!((reuse - (1.0 - 1.0 / 7.0)).abs() < 1e-12);
+        let reuse = value("http_sentinel_connection_reuse_ratio", &[]);
+        assert!((reuse - (1.0 - 1.0 / 9.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn every_family_of_the_counter_list_is_exported() {
+        let registry = Arc::new(Registry::new());
+        registry.recorder().host("h").fill_distinct(1);
+        let families = validate(&registry.snapshot(PoolState::default()).to_prometheus());
+        for family in FAMILIES {
+            let (kind, samples) = &families[family.name];
+            let series = match family.read {
+                Read::Scalar(_) => 1,
+                Read::ByStatus(_) => StatusClass::COUNT,
+                Read::ByError(_) => ErrorClass::COUNT,
+                Read::Latency(_) => PROMETHEUS_BOUNDS.len() + 3,
+            };
+            assert_eq!(samples.len(), series, "{}", family.name);
+            let histogram = matches!(family.read, Read::Latency(_));
+            assert_eq!(kind == "histogram", histogram, "{}", family.name);
+        }
     }
 
     #[test]
@@ -638,6 +627,7 @@ mod tests {
         let families = validate(&Stats::default().to_prometheus());
         assert!(!families.contains_key("http_sentinel_calls_total"));
         assert!(!families.contains_key("http_sentinel_breaker_open"));
+        assert!(!families.contains_key("http_sentinel_connection_reuse_ratio"));
         assert!(families.contains_key("http_sentinel_pool_checkout_wait_seconds"));
     }
 

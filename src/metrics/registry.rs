@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use super::counters::{inc, Counters, HostCounters};
+use super::counters::{Counters, HostCounters};
 use super::histogram::Histogram;
-use super::stats::{HostStats, PoolState, Stats};
+use super::stats::{PoolState, Stats};
 
 type Shard = Arc<CachePadded<HostCounters>>;
 
@@ -20,6 +20,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// All counter shards of one pool, plus the pool's own checkout counters.
+///
+/// Each client records into its own shard per host (see [`Recorder`]), so the hot path never
+/// takes this registry's locks and never writes a cache line another worker writes.
 ///
 /// Shards are kept for the life of the pool, even after their client is gone, so totals never
 /// go backwards; a gone client's shards are handed to the next client that meets the same
@@ -54,14 +57,14 @@ impl Registry {
 
     /// Counts a successful checkout that waited `waited` for a client.
     pub(crate) fn record_checkout(&self, waited: Duration) {
-        inc(&self.checkouts);
+        self.checkouts.fetch_add(1, Relaxed);
         self.checkout_wait.record(waited);
     }
 
     /// Counts a checkout that gave up after `waited`. The wait goes into the same histogram as
     /// successful checkouts: the longest waits are the ones worth seeing.
     pub(crate) fn record_checkout_timeout(&self, waited: Duration) {
-        inc(&self.checkout_timeouts);
+        self.checkout_timeouts.fetch_add(1, Relaxed);
         self.checkout_wait.record(waited);
     }
 
@@ -74,26 +77,14 @@ impl Registry {
         for (host, shard) in &shards {
             per_host.entry(Arc::clone(host)).or_default().absorb(shard);
         }
-        let mut totals = Counters::default();
-        let hosts = per_host
+        let per_host = per_host
             .into_iter()
-            .map(|(host, counters)| {
-                totals.merge(&counters);
-                HostStats {
-                    host: host.to_string(),
-                    counters,
-                }
-            })
-            .collect();
-        Stats {
-            counters: totals,
-            hosts,
-            pool,
-            checkouts: self.checkouts.load(Relaxed),
-            checkout_timeouts: self.checkout_timeouts.load(Relaxed),
-            checkout_wait: self.checkout_wait.snapshot(),
-            breakers: Vec::new(),
-        }
+            .map(|(host, counters)| (host.to_string(), counters));
+        let mut stats = Stats::from_hosts(per_host, pool);
+        stats.checkouts = self.checkouts.load(Relaxed);
+        stats.checkout_timeouts = self.checkout_timeouts.load(Relaxed);
+        stats.checkout_wait = self.checkout_wait.snapshot();
+        stats
     }
 
     fn register(&self, host: &str) -> Shard {
@@ -165,8 +156,11 @@ impl Recorder {
 mod tests {
     use super::*;
     use crate::error::ErrorClass;
-    use crate::metrics::counters::add;
+    use crate::metrics::counters::{assert_filled, CallRecord};
+    use crate::metrics::stats::HostStats;
+    use crate::metrics::status_class::StatusClass;
     use std::thread;
+    use ureq::http::StatusCode;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -176,23 +170,39 @@ mod tests {
         Duration::from_micros(n)
     }
 
+    fn call(latency: Duration, retries: u32, outcome: Result<u16, ErrorClass>) -> CallRecord {
+        CallRecord {
+            latency,
+            retries,
+            retries_refused: 0,
+            stale_replays: 0,
+            redirects: 0,
+            outcome: outcome.map(|code| StatusCode::from_u16(code).unwrap()),
+        }
+    }
+
+    fn status(code: u16) -> Option<StatusCode> {
+        Some(StatusCode::from_u16(code).unwrap())
+    }
+
     #[test]
     fn a_gone_clients_shards_are_taken_over_and_totals_stay_exact() {
         let registry = Arc::new(Registry::new());
         let shards = || lock(&registry.shards).len();
+        let ok = call(ms(1), 0, Ok(200));
         for _ in 0..5 {
             // A client meets two hosts, records, and is discarded.
             let mut r = registry.recorder();
-            inc(&r.host("a.test:80").calls);
-            inc(&r.host("b.test:80").calls);
+            r.host("a.test:80").record_call(&ok);
+            r.host("b.test:80").record_call(&ok);
             drop(r);
         }
         assert_eq!(shards(), 2, "one shard per host, reused by each new client");
         // Two clients alive at once need two shards for the host they share.
         let mut one = registry.recorder();
         let mut two = registry.recorder();
-        inc(&one.host("a.test:80").calls);
-        inc(&two.host("a.test:80").calls);
+        one.host("a.test:80").record_call(&ok);
+        two.host("a.test:80").record_call(&ok);
         assert_eq!(shards(), 3);
         drop((one, two));
         let stats = registry.snapshot(PoolState::default());
@@ -221,29 +231,19 @@ mod tests {
             for mut rec in recorders {
                 scope.spawn(move || {
                     for _ in 0..N {
+                        // a.example: one attempt on a reused connection, answered 200.
                         let a = rec.host("a.example");
-                        inc(&a.calls);
-                        inc(&a.attempts);
-                        inc(&a.successes);
-                        a.record_status(200);
-                        a.call_latency.record(ms(1));
-                        a.attempt_latency.record(ms(1));
+                        a.record_attempt(ms(1), 0, status(200));
+                        a.record_call(&call(ms(1), 0, Ok(200)));
                         // A body reader holds its own handle.
-                        let body = rec.host_arc("a.example");
-                        add(&body.bytes_received, 100);
+                        rec.host_arc("a.example").record_body_bytes(100);
 
+                        // b.example: 503, 503, then a timeout, on one new connection.
                         let b = rec.host("b.example");
-                        inc(&b.calls);
-                        add(&b.attempts, 3);
-                        add(&b.retries, 2);
-                        inc(&b.connections_opened);
-                        b.record_status(503);
-                        b.record_status(503);
-                        b.record_failure(ErrorClass::Timeout);
-                        b.call_latency.record(ms(30));
-                        for _ in 0..3 {
-                            b.attempt_latency.record(ms(10));
-                        }
+                        b.record_attempt(ms(10), 1, status(503));
+                        b.record_attempt(ms(10), 0, status(503));
+                        b.record_attempt(ms(10), 0, None);
+                        b.record_call(&call(ms(30), 2, Err(ErrorClass::Timeout)));
                     }
                     rec.registry().record_checkout(us(5));
                 });
@@ -266,18 +266,19 @@ mod tests {
         let total = THREADS * N;
         assert_eq!(stats.calls(), 2 * total);
         assert_eq!(stats.attempts(), 4 * total);
-        assert_eq!(stats.successes(), total);
-        assert_eq!(stats.failures(), total);
-        assert_eq!(stats.failures_by(ErrorClass::Timeout), total);
-        assert_eq!(stats.failures_by(ErrorClass::Dns), 0);
-        assert_eq!(stats.responses_by_class(2), total);
-        assert_eq!(stats.responses_by_class(5), 2 * total);
-        assert_eq!(stats.responses_by_class(0), 0);
-        assert_eq!(stats.responses_by_class(6), 0);
+        assert_eq!(stats.calls_succeeded(), total);
+        assert_eq!(stats.calls_errored(), total);
+        assert_eq!(stats.calls_with_error(ErrorClass::Timeout), total);
+        assert_eq!(stats.calls_with_error(ErrorClass::Dns), 0);
+        assert_eq!(stats.calls_with_status(StatusClass::Success), total);
+        assert_eq!(stats.calls_with_status(StatusClass::ServerError), 0);
+        assert_eq!(stats.responses(StatusClass::Success), total);
+        assert_eq!(stats.responses(StatusClass::ServerError), 2 * total);
+        assert_eq!(stats.responses(StatusClass::ClientError), 0);
         assert_eq!(stats.retries(), 2 * total);
         assert_eq!(stats.connections_opened(), total);
         assert_eq!(stats.bytes_received(), 100 * total);
-        assert_eq!(stats.reuse_ratio(), 0.75);
+        assert_eq!(stats.reuse_ratio(), Some(0.75));
         assert_eq!(stats.call_latency().count(), 2 * total);
         assert_eq!(stats.call_latency().max(), ms(30));
         assert_eq!(stats.attempt_latency().count(), 4 * total);
@@ -291,25 +292,49 @@ mod tests {
         assert_eq!(hosts, ["a.example", "b.example"]);
         let a = stats.host("a.example").unwrap();
         assert_eq!(
-            (a.calls(), a.attempts(), a.successes(), a.failures()),
+            (
+                a.calls(),
+                a.attempts(),
+                a.calls_succeeded(),
+                a.calls_errored()
+            ),
             (total, total, total, 0)
         );
         assert_eq!(a.bytes_received(), 100 * total);
-        assert_eq!(a.responses_by_class(2), total);
-        assert_eq!(a.reuse_ratio(), 1.0);
+        assert_eq!(a.responses(StatusClass::Success), total);
+        assert_eq!(a.reuse_ratio(), Some(1.0));
         assert_eq!(a.call_latency().p99(), ms(1));
         let b = stats.host("b.example").unwrap();
         assert_eq!(
-            (b.calls(), b.attempts(), b.successes(), b.failures()),
+            (
+                b.calls(),
+                b.attempts(),
+                b.calls_succeeded(),
+                b.calls_errored()
+            ),
             (total, 3 * total, 0, total)
         );
         assert_eq!(b.retries(), 2 * total);
-        assert_eq!(b.failures_by(ErrorClass::Timeout), total);
-        assert_eq!(b.responses_by_class(5), 2 * total);
+        assert_eq!(b.calls_with_error(ErrorClass::Timeout), total);
+        assert_eq!(b.responses(StatusClass::ServerError), 2 * total);
         assert_eq!(b.connections_opened(), total);
         assert_eq!(b.attempt_latency().count(), 3 * total);
         assert_eq!(b.attempt_latency().mean(), ms(10));
-        assert!((b.reuse_ratio() - 2.0 / 3.0).abs() < 1e-12);
+        assert!((b.reuse_ratio().unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert!(stats.host("c.example").is_none());
+    }
+
+    #[test]
+    fn every_counter_reaches_the_snapshot() {
+        let registry = Arc::new(Registry::new());
+        let mut one = registry.recorder();
+        let mut two = registry.recorder();
+        one.host("h").fill_distinct(1);
+        two.host("h").fill_distinct(2);
+        two.host("i").fill_distinct(4);
+        let stats = registry.snapshot(PoolState::default());
+        assert_filled(&stats.host("h").unwrap().counters, 3, 2);
+        assert_filled(&stats.host("i").unwrap().counters, 4, 1);
+        assert_filled(&stats.counters, 7, 3);
     }
 }

@@ -1,10 +1,27 @@
 //! The snapshot types: [`Stats`] (totals, per-host figures, pool and breaker states),
-//! [`HostStats`] and [`PoolState`], and [`Stats::delta`].
+//! [`HostStats`] and [`PoolState`], their getters, and [`Stats::delta`].
 
-use super::counters::Counters;
+use super::counters::{counter_list, Counters};
 use super::histogram::{HistogramSnapshot, LatencySummary};
+use super::status_class::StatusClass;
+use crate::breaker::BreakerState;
+use crate::error::ErrorClass;
 
-/// A snapshot of a pool's clients.
+/// A snapshot of a pool's clients, as [`ClientPool::state`](crate::ClientPool::state) and
+/// [`Stats::pool`] report it.
+///
+/// The figures were read at one moment and may be out of date the next.
+///
+/// # Examples
+///
+/// ```
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::builder().max_clients(4).build())?;
+/// let state = pool.state();
+/// assert_eq!((state.clients, state.checked_out, state.max_clients), (0, 0, 4));
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolState {
     /// Clients created so far (idle plus checked out).
@@ -19,115 +36,37 @@ pub struct PoolState {
     pub max_clients: usize,
 }
 
-/// Counter getters shared by [`Stats`] (all hosts) and [`HostStats`] (one host).
-macro_rules! counter_getters {
-    () => {
-        /// Logical calls: one per request, however many attempts it took.
-        pub fn calls(&self) -> u64 {
-            self.counters.calls
-        }
-
-        /// Attempts sent, first attempts and retries alike.
-        pub fn attempts(&self) -> u64 {
-            self.counters.attempts
-        }
-
-        /// Calls that returned a response, whatever its status.
-        pub fn successes(&self) -> u64 {
-            self.counters.successes
-        }
-
-        /// Calls that ended in an error, all [`ErrorClass`](crate::ErrorClass)es
-        /// together.
-        pub fn failures(&self) -> u64 {
-            self.counters.failures()
-        }
-
-        /// Calls that ended in an error of class `class`.
-        pub fn failures_by(&self, class: crate::error::ErrorClass) -> u64 {
-            self.counters.failures[class.index()]
-        }
-
-        /// Responses in status class `class`: 1 for 1xx through 5 for 5xx; 0 for any other
-        /// `class`.
-        pub fn responses_by_class(&self, class: u8) -> u64 {
-            usize::from(class)
-                .checked_sub(1)
-                .and_then(|index| self.counters.responses.get(index))
-                .copied()
-                .unwrap_or(0)
-        }
-
-        /// Attempts made after a call's first attempt.
-        pub fn retries(&self) -> u64 {
-            self.counters.retries
-        }
-
-        /// Retries that were warranted but not made because the retry budget was spent.
-        pub fn retries_refused(&self) -> u64 {
-            self.counters.retries_refused
-        }
-
-        /// Calls rejected by an open circuit breaker without being sent.
-        pub fn breaker_rejections(&self) -> u64 {
-            self.counters.breaker_rejections
-        }
-
-        /// Requests replayed because a pooled connection turned out to be stale.
-        pub fn stale_replays(&self) -> u64 {
-            self.counters.stale_replays
-        }
-
-        /// Redirects followed.
-        pub fn redirects(&self) -> u64 {
-            self.counters.redirects
-        }
-
-        /// New connections opened.
-        pub fn connections_opened(&self) -> u64 {
-            self.counters.connections_opened
-        }
-
-        /// Response body bytes received.
-        pub fn bytes_received(&self) -> u64 {
-            self.counters.bytes_received
-        }
-
-        /// Share of attempts that reused a connection: `1 - connections_opened / attempts`,
-        /// clamped to `0.0..=1.0`, and `0.0` when there were no attempts.
-        pub fn reuse_ratio(&self) -> f64 {
-            self.counters.reuse_ratio()
-        }
-
-        /// Latency of whole calls, retries and backoff included.
-        pub fn call_latency(&self) -> super::histogram::LatencySummary {
-            self.counters.call_latency.summary()
-        }
-
-        /// Latency of single attempts.
-        pub fn attempt_latency(&self) -> super::histogram::LatencySummary {
-            self.counters.attempt_latency.summary()
-        }
-    };
-}
-
-/// The counters and latencies of one host, part of a [`Stats`] snapshot.
+/// The counters and latencies of one host, part of a [`Stats`] snapshot. It has the same
+/// counter getters as [`Stats`], for this host alone.
+///
+/// # Examples
+///
+/// ```
+/// use http_sentinel::Stats;
+///
+/// let stats = Stats::default(); // normally `pool.stats()`
+/// for host in stats.hosts() {
+///     println!("{}: {} calls, {} succeeded", host.host(), host.calls(), host.calls_succeeded());
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct HostStats {
     pub(super) host: String,
     pub(super) counters: Counters,
 }
 
-impl HostStats {
-    /// The host these figures are for.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    counter_getters!();
-}
-
 /// A snapshot of a pool's metrics: totals, per-host figures, pool state and breaker states.
+///
+/// Calls and attempts are counted apart:
+///
+/// - **Calls**, by how they ended. Every call ends either with a final response, counted by
+///   its status class ([`calls_with_status`](Self::calls_with_status)), or with an error,
+///   counted by its class ([`calls_with_error`](Self::calls_with_error), all together
+///   [`calls_errored`](Self::calls_errored)). A call *succeeded* when its final response was
+///   `2xx` or `3xx` ([`calls_succeeded`](Self::calls_succeeded)); a final `5xx` is not a
+///   success. So `calls() == calls_succeeded() + final 1xx, 4xx and 5xx + calls_errored()`.
+/// - **Attempts**, and per attempt the [`responses`](Self::responses) received, by status
+///   class, including the responses that were then retried or redirected.
 ///
 /// Counters are cumulative since the pool was created; use [`Stats::delta`] for an interval.
 /// `Display` renders a compact table and [`Stats::to_prometheus`] the Prometheus text format.
@@ -135,12 +74,15 @@ impl HostStats {
 /// # Examples
 ///
 /// ```
-/// use http_sentinel::Stats;
+/// use http_sentinel::{Stats, StatusClass};
 ///
-/// // Normally taken from the pool; an empty snapshot reads as all zeros.
-/// let stats = Stats::default();
-/// assert_eq!(stats.calls(), 0);
-/// assert_eq!(stats.reuse_ratio(), 0.0);
+/// let stats = Stats::default(); // normally `pool.stats()`
+/// let answered: u64 = StatusClass::ALL
+///     .iter()
+///     .map(|&class| stats.calls_with_status(class))
+///     .sum();
+/// assert_eq!(stats.calls(), answered + stats.calls_errored());
+/// assert_eq!(stats.reuse_ratio(), None);
 /// assert!(stats.hosts().is_empty());
 /// assert!(stats.to_string().starts_with("calls 0"));
 /// ```
@@ -152,45 +94,255 @@ pub struct Stats {
     pub(super) checkouts: u64,
     pub(super) checkout_timeouts: u64,
     pub(super) checkout_wait: HistogramSnapshot,
-    pub(super) breakers: Vec<(String, String)>,
+    pub(super) breakers: Vec<(String, BreakerState)>,
 }
 
-impl Stats {
-    counter_getters!();
+/// The `# Examples` section of a getter of `Stats` or of `HostStats`: `$call` is the method call
+/// after the receiver, `$empty` what it returns for an empty snapshot.
+macro_rules! example {
+    (Stats, $call:expr, $empty:literal) => {
+        concat!(
+            "# Examples\n\n```\n",
+            "use http_sentinel::{ErrorClass, Stats, StatusClass};\n\n",
+            "let stats = Stats::default(); // normally `pool.stats()`\n",
+            "assert_eq!(stats.",
+            $call,
+            ", ",
+            $empty,
+            ");\n```",
+        )
+    };
+    (HostStats, $call:expr, $empty:literal) => {
+        concat!(
+            "# Examples\n\n```\n",
+            "use http_sentinel::{ErrorClass, Stats, StatusClass};\n\n",
+            "let stats = Stats::default(); // normally `pool.stats()`\n",
+            "for host in stats.hosts() {\n",
+            "    println!(\"{}: {:?}\", host.host(), host.",
+            $call,
+            ");\n}\n```",
+        )
+    };
+}
 
-    /// Pool state when the snapshot was taken.
-    pub fn pool(&self) -> PoolState {
-        self.pool
-    }
+/// One getter of the counter list, by kind.
+macro_rules! getter {
+    ($ty:ident, scalar, $name:ident, $help:literal, [$($doc:literal),*]) => {
+        #[doc = $help]
+        #[doc = ""]
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = example!($ty, concat!(stringify!($name), "()"), "0")]
+        pub fn $name(&self) -> u64 {
+            self.counters.$name
+        }
+    };
+    ($ty:ident, by_status, $name:ident, $help:literal, [$($doc:literal),*]) => {
+        #[doc = $help]
+        #[doc = ""]
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = example!($ty, concat!(stringify!($name), "(StatusClass::ServerError)"), "0")]
+        pub fn $name(&self, class: StatusClass) -> u64 {
+            self.counters.$name[class.index()]
+        }
+    };
+    ($ty:ident, by_error, $name:ident, $help:literal, [$($doc:literal),*]) => {
+        #[doc = $help]
+        #[doc = ""]
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = example!($ty, concat!(stringify!($name), "(ErrorClass::Timeout)"), "0")]
+        pub fn $name(&self, class: ErrorClass) -> u64 {
+            self.counters.$name[class.index()]
+        }
+    };
+    ($ty:ident, latency, $name:ident, $help:literal, [$($doc:literal),*]) => {
+        #[doc = $help]
+        #[doc = ""]
+        $(#[doc = $doc])*
+        #[doc = ""]
+        #[doc = example!($ty, concat!(stringify!($name), "().count()"), "0")]
+        pub fn $name(&self) -> LatencySummary {
+            self.counters.$name.summary()
+        }
+    };
+}
 
-    /// Successful client checkouts.
-    pub fn checkouts(&self) -> u64 {
-        self.checkouts
-    }
+/// [`counter_list!`]'s callback that gives `$ty` a getter per counter, plus the figures derived
+/// from them.
+macro_rules! getters {
+    (
+        ($ty:ident)
+        $(
+            $(#[doc = $doc:literal])*
+            $name:ident : $kind:ident, $family:literal, [$($column:tt)*], $help:literal;
+        )*
+    ) => {
+        impl $ty {
+            $( getter!($ty, $kind, $name, $help, [$($doc),*]); )*
 
-    /// Checkouts that gave up waiting for a client.
-    pub fn checkout_timeouts(&self) -> u64 {
-        self.checkout_timeouts
-    }
+            /// Calls that succeeded: they ended with a `2xx` or `3xx` response, after any
+            /// retries and redirects.
+            ///
+            /// A call whose final response was `4xx` or `5xx` did not succeed (see
+            /// [`calls_with_status`](Self::calls_with_status)), nor did one that ended in an
+            /// error (see [`calls_errored`](Self::calls_errored)). The success rate the
+            /// `Display` table shows is `calls_succeeded() / calls()`.
+            #[doc = ""]
+            #[doc = example!($ty, "calls_succeeded()", "0")]
+            pub fn calls_succeeded(&self) -> u64 {
+                self.counters.succeeded()
+            }
 
-    /// Time spent waiting in checkout, successful and timed-out checkouts alike.
-    pub fn checkout_wait(&self) -> LatencySummary {
-        self.checkout_wait.summary()
-    }
+            /// Calls that ended in an error instead of a response, every [`ErrorClass`]
+            /// together; [`calls_with_error`](Self::calls_with_error) tells them apart.
+            #[doc = ""]
+            #[doc = example!($ty, "calls_errored()", "0")]
+            pub fn calls_errored(&self) -> u64 {
+                self.counters.errored()
+            }
 
-    /// Per-host figures, sorted by host.
-    pub fn hosts(&self) -> &[HostStats] {
-        &self.hosts
-    }
+            /// Share of attempts that reused a connection: `1 - connections_opened / attempts`,
+            /// clamped to `0.0..=1.0`; `None` when there were no attempts.
+            #[doc = ""]
+            #[doc = example!($ty, "reuse_ratio()", "None")]
+            pub fn reuse_ratio(&self) -> Option<f64> {
+                self.counters.reuse_ratio()
+            }
+        }
+    };
+}
 
-    /// The figures for `host`, if any call was ever made to it.
+counter_list!(getters, Stats);
+counter_list!(getters, HostStats);
+
+impl HostStats {
+    /// The host these figures are for, as `host:port`.
     ///
     /// # Examples
     ///
     /// ```
     /// use http_sentinel::Stats;
     ///
-    /// assert!(Stats::default().host("example.com").is_none());
+    /// let stats = Stats::default(); // normally `pool.stats()`
+    /// let hosts: Vec<&str> = stats.hosts().iter().map(|h| h.host()).collect();
+    /// assert!(hosts.is_empty());
+    /// ```
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl Stats {
+    /// A snapshot of `per_host` (in order of host, each host once) with their sum as the
+    /// totals. The checkout figures and breaker states are left empty for the caller to fill.
+    pub(super) fn from_hosts(
+        per_host: impl IntoIterator<Item = (String, Counters)>,
+        pool: PoolState,
+    ) -> Stats {
+        let mut counters = Counters::default();
+        let hosts: Vec<HostStats> = per_host
+            .into_iter()
+            .map(|(host, host_counters)| {
+                counters.merge(&host_counters);
+                HostStats {
+                    host,
+                    counters: host_counters,
+                }
+            })
+            .collect();
+        debug_assert!(hosts.windows(2).all(|w| w[0].host < w[1].host));
+        Stats {
+            counters,
+            hosts,
+            pool,
+            ..Stats::default()
+        }
+    }
+
+    /// Pool state when the snapshot was taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert_eq!(pool.stats().pool(), pool.state());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn pool(&self) -> PoolState {
+        self.pool
+    }
+
+    /// Successful client checkouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// drop(pool.checkout()?);
+    /// assert_eq!(pool.stats().checkouts(), 1);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn checkouts(&self) -> u64 {
+        self.checkouts
+    }
+
+    /// Checkouts that gave up waiting for a client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::Stats;
+    ///
+    /// let stats = Stats::default(); // normally `pool.stats()`
+    /// assert_eq!(stats.checkout_timeouts(), 0);
+    /// ```
+    pub fn checkout_timeouts(&self) -> u64 {
+        self.checkout_timeouts
+    }
+
+    /// Time spent waiting in checkout, successful and timed-out checkouts alike.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::Stats;
+    ///
+    /// let stats = Stats::default(); // normally `pool.stats()`
+    /// assert_eq!(stats.checkout_wait().count(), 0);
+    /// ```
+    pub fn checkout_wait(&self) -> LatencySummary {
+        self.checkout_wait.summary()
+    }
+
+    /// Per-host figures, sorted by host.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::Stats;
+    ///
+    /// let stats = Stats::default(); // normally `pool.stats()`
+    /// let busiest = stats.hosts().iter().max_by_key(|h| h.calls());
+    /// assert!(busiest.is_none());
+    /// ```
+    pub fn hosts(&self) -> &[HostStats] {
+        &self.hosts
+    }
+
+    /// The figures for `host` (`host:port`), if any call was ever made to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::Stats;
+    ///
+    /// assert!(Stats::default().host("example.com:443").is_none());
     /// ```
     pub fn host(&self, host: &str) -> Option<&HostStats> {
         self.hosts
@@ -200,14 +352,30 @@ impl Stats {
     }
 
     /// Circuit breaker states as `(host, state)`, sorted by host.
-    pub fn breakers(&self) -> &[(String, String)] {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{BreakerState, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let stats = pool.stats();
+    /// let open: Vec<&str> = stats
+    ///     .breakers()
+    ///     .iter()
+    ///     .filter(|(_, state)| *state == BreakerState::Open)
+    ///     .map(|(host, _)| host.as_str())
+    ///     .collect();
+    /// assert!(open.is_empty());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn breakers(&self) -> &[(String, BreakerState)] {
         &self.breakers
     }
 
-    /// Sets the breaker states reported with this snapshot (`(host, state label)`; the label
-    /// `open` marks an open breaker in the Prometheus output).
-    pub(crate) fn set_breakers(&mut self, mut breakers: Vec<(String, String)>) {
-        breakers.sort();
+    /// Sets the breaker states reported with this snapshot.
+    pub(crate) fn set_breakers(&mut self, mut breakers: Vec<(String, BreakerState)>) {
+        breakers.sort_by(|a, b| a.0.cmp(&b.0));
         self.breakers = breakers;
     }
 
@@ -221,8 +389,8 @@ impl Stats {
     /// ```
     /// use http_sentinel::Stats;
     ///
-    /// let earlier = Stats::default();
-    /// let now = Stats::default();
+    /// let earlier = Stats::default(); // normally `pool.stats()`, some time ago
+    /// let now = Stats::default(); // and `pool.stats()` now
     /// let interval = now.delta(&earlier);
     /// assert_eq!(interval.calls(), 0);
     /// assert_eq!(interval.pool(), now.pool());
@@ -256,12 +424,10 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorClass;
-    use crate::metrics::counters::{add, inc, HostCounters};
-    use crate::metrics::registry::Registry;
-    use crate::metrics::stats::PoolState;
-    use std::sync::Arc;
+    use crate::metrics::counters::{assert_filled, CallRecord, HostCounters, FAMILIES};
+    use crate::metrics::histogram::Histogram;
     use std::time::Duration;
+    use ureq::http::StatusCode;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -271,137 +437,48 @@ mod tests {
         Duration::from_micros(n)
     }
 
-    /// One shard with a distinct value in every counter, so a field mixed up or left out of the
-    /// summing or subtraction shows up as a wrong number.
-    fn fill_every_counter(c: &HostCounters, k: u64) {
-        add(&c.calls, k);
-        add(&c.attempts, 2 * k);
-        add(&c.successes, 3 * k);
-        for (i, &class) in ErrorClass::ALL.iter().enumerate() {
-            for _ in 0..(i as u64 + 1) * k {
-                c.record_failure(class);
+    /// The sum of one shard per host, each filled with [`HostCounters::fill_distinct`] once per
+    /// `k` listed for it.
+    fn filled(hosts: &[(&str, &[u64])], pool: PoolState) -> Stats {
+        let per_host = hosts.iter().map(|&(host, ks)| {
+            let shard = HostCounters::default();
+            for &k in ks {
+                shard.fill_distinct(k);
             }
-        }
-        for (i, status) in [100, 200, 300, 400, 500].into_iter().enumerate() {
-            for _ in 0..(i as u64 + 20) * k {
-                c.record_status(status);
-            }
-        }
-        add(&c.retries, 4 * k);
-        add(&c.retries_refused, 5 * k);
-        add(&c.breaker_rejections, 6 * k);
-        add(&c.stale_replays, 7 * k);
-        add(&c.redirects, 8 * k);
-        add(&c.connections_opened, 9 * k);
-        add(&c.bytes_received, 10 * k);
-        c.call_latency.record(ms(k));
-        c.attempt_latency.record(us(k));
-        c.attempt_latency.record(us(k));
+            let mut counters = Counters::default();
+            counters.absorb(&shard);
+            (host.to_owned(), counters)
+        });
+        Stats::from_hosts(per_host, pool)
     }
 
-    fn assert_every_counter(
-        get: &dyn Fn() -> [u64; 10],
-        failures: &dyn Fn(ErrorClass) -> u64,
-        responses: &dyn Fn(u8) -> u64,
-        k: u64,
-    ) {
-        assert_eq!(
-            get(),
-            [
-                k,
-                2 * k,
-                3 * k,
-                4 * k,
-                5 * k,
-                6 * k,
-                7 * k,
-                8 * k,
-                9 * k,
-                10 * k
-            ]
-        );
-        for (i, &class) in ErrorClass::ALL.iter().enumerate() {
-            assert_eq!(failures(class), (i as u64 + 1) * k, "{class}");
+    fn waits(waits: &[Duration]) -> HistogramSnapshot {
+        let h = Histogram::default();
+        for &wait in waits {
+            h.record(wait);
         }
-        for class in 1..=5u8 {
-            assert_eq!(responses(class), (u64::from(class) + 19) * k, "{class}xx");
-        }
-    }
-
-    fn scalars_of(s: &Stats) -> [u64; 10] {
-        [
-            s.calls(),
-            s.attempts(),
-            s.successes(),
-            s.retries(),
-            s.retries_refused(),
-            s.breaker_rejections(),
-            s.stale_replays(),
-            s.redirects(),
-            s.connections_opened(),
-            s.bytes_received(),
-        ]
-    }
-
-    fn host_scalars_of(s: &HostStats) -> [u64; 10] {
-        [
-            s.calls(),
-            s.attempts(),
-            s.successes(),
-            s.retries(),
-            s.retries_refused(),
-            s.breaker_rejections(),
-            s.stale_replays(),
-            s.redirects(),
-            s.connections_opened(),
-            s.bytes_received(),
-        ]
+        h.snapshot()
     }
 
     #[test]
-    fn every_counter_reaches_the_snapshot() {
-        let registry = Arc::new(Registry::new());
-        let mut one = registry.recorder();
-        let mut two = registry.recorder();
-        fill_every_counter(one.host("h"), 1);
-        fill_every_counter(two.host("h"), 2);
-        let stats = registry.snapshot(PoolState::default());
-        assert_every_counter(
-            &|| scalars_of(&stats),
-            &|c| stats.failures_by(c),
-            &|c| stats.responses_by_class(c),
-            3,
-        );
-        let h = stats.host("h").unwrap();
-        assert_every_counter(
-            &|| host_scalars_of(h),
-            &|c| h.failures_by(c),
-            &|c| h.responses_by_class(c),
-            3,
-        );
-        assert_eq!(stats.failures(), 120 * 3);
-        assert_eq!(h.call_latency().count(), 2);
-        assert_eq!(h.call_latency().max(), ms(2));
-        assert_eq!(h.attempt_latency().count(), 4);
+    fn the_totals_are_the_sum_of_the_hosts() {
+        let stats = filled(&[("a", &[1, 2]), ("b", &[4])], PoolState::default());
+        assert_filled(&stats.counters, 7, 3);
+        assert_filled(&stats.host("a").unwrap().counters, 3, 2);
+        assert_filled(&stats.host("b").unwrap().counters, 4, 1);
+        assert!(stats.host("c").is_none());
+        let hosts: Vec<&str> = stats.hosts().iter().map(HostStats::host).collect();
+        assert_eq!(hosts, ["a", "b"]);
     }
-
-    // -- delta --------------------------------------------------------------------------------
 
     #[test]
     fn delta_subtracts_exactly() {
-        let registry = Arc::new(Registry::new());
-        let mut rec = registry.recorder();
-        fill_every_counter(rec.host("busy"), 2);
-        fill_every_counter(rec.host("idle"), 1);
-        registry.record_checkout(us(10));
-        let mut earlier = registry.snapshot(PoolState::default());
-        earlier.set_breakers(vec![("busy".into(), "closed".into())]);
+        let mut earlier = filled(&[("busy", &[2]), ("idle", &[1])], PoolState::default());
+        earlier.checkouts = 1;
+        earlier.checkout_wait = waits(&[us(10)]);
+        earlier.set_breakers(vec![("busy".into(), BreakerState::Closed)]);
 
         // The interval: five more units on "busy", a first call to "new", more checkouts.
-        fill_every_counter(rec.host("busy"), 5);
-        fill_every_counter(rec.host("new"), 4);
-        registry.record_checkout(ms(3));
-        registry.record_checkout_timeout(ms(7));
         let pool = PoolState {
             clients: 2,
             idle: 0,
@@ -409,48 +486,38 @@ mod tests {
             waiting: 1,
             max_clients: 2,
         };
-        let mut later = registry.snapshot(pool);
-        later.set_breakers(vec![("busy".into(), "open".into())]);
+        let hosts: [(&str, &[u64]); 3] = [("busy", &[2, 5]), ("idle", &[1]), ("new", &[4])];
+        let mut later = filled(&hosts, pool);
+        later.checkouts = 2;
+        later.checkout_timeouts = 1;
+        later.checkout_wait = waits(&[us(10), ms(3), ms(7)]);
+        later.set_breakers(vec![("busy".into(), BreakerState::Open)]);
 
         let d = later.delta(&earlier);
-        assert_every_counter(
-            &|| scalars_of(&d),
-            &|c| d.failures_by(c),
-            &|c| d.responses_by_class(c),
-            9,
-        );
-        let busy = d.host("busy").unwrap();
-        assert_every_counter(
-            &|| host_scalars_of(busy),
-            &|c| busy.failures_by(c),
-            &|c| busy.responses_by_class(c),
-            5,
-        );
-        let new = d.host("new").unwrap();
-        assert_every_counter(
-            &|| host_scalars_of(new),
-            &|c| new.failures_by(c),
-            &|c| new.responses_by_class(c),
-            4,
-        );
+        assert_filled(&d.counters, 9, 2);
+        assert_filled(&d.host("busy").unwrap().counters, 5, 1);
+        assert_filled(&d.host("new").unwrap().counters, 4, 1);
         let idle = d.host("idle").unwrap();
         assert_eq!(idle.counters, Counters::default());
         assert_eq!(idle.call_latency().count(), 0);
+        assert_eq!(idle.reuse_ratio(), None);
 
-        // Histograms: the interval recorded one call each of 5 ms and 4 ms.
+        // Histograms: the interval filled the call latency twice, with 5 and 4 times its unit.
+        let unit = (1..)
+            .zip(FAMILIES)
+            .find(|(_, f)| f.name == "http_sentinel_call_duration_seconds")
+            .unwrap()
+            .0;
         assert_eq!(d.call_latency().count(), 2);
-        assert_eq!(d.call_latency().max(), ms(5));
-        assert_eq!(d.call_latency().mean(), us(4_500));
-        assert_eq!(busy.call_latency().count(), 1);
-        assert_eq!(busy.call_latency().max(), ms(5));
-        assert_eq!(d.attempt_latency().count(), 4);
+        assert_eq!(d.call_latency().max(), ms(5 * unit));
+        assert_eq!(d.call_latency().mean(), us(4_500 * unit));
 
         assert_eq!(d.checkouts(), 1);
         assert_eq!(d.checkout_timeouts(), 1);
         assert_eq!(d.checkout_wait().count(), 2);
         assert_eq!(d.checkout_wait().max(), ms(7));
         assert_eq!(d.pool(), pool);
-        assert_eq!(d.breakers(), [("busy".to_owned(), "open".to_owned())]);
+        assert_eq!(d.breakers(), [("busy".to_owned(), BreakerState::Open)]);
 
         // Subtracting a snapshot from itself leaves only zeros; the other way round saturates.
         let none = later.delta(&later);
@@ -464,25 +531,44 @@ mod tests {
     }
 
     #[test]
-    fn reuse_ratio_edges() {
-        let registry = Arc::new(Registry::new());
-        let mut rec = registry.recorder();
-        add(
-            &rec.host("more-connections-than-attempts")
-                .connections_opened,
-            3,
+    fn breakers_are_sorted_by_host() {
+        let mut stats = Stats::default();
+        stats.set_breakers(vec![
+            ("b.test:80".into(), BreakerState::HalfOpen),
+            ("a.test:80".into(), BreakerState::Open),
+        ]);
+        let hosts: Vec<&str> = stats.breakers().iter().map(|(h, _)| h.as_str()).collect();
+        assert_eq!(hosts, ["a.test:80", "b.test:80"]);
+        assert_eq!(stats.breakers()[1].1, BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn a_host_that_answers_500_to_everything_has_no_successes() {
+        let shard = HostCounters::default();
+        let status = StatusCode::INTERNAL_SERVER_ERROR;
+        for _ in 0..4 {
+            shard.record_attempt(ms(1), 0, Some(status));
+            shard.record_call(&CallRecord {
+                latency: ms(1),
+                retries: 0,
+                retries_refused: 0,
+                stale_replays: 0,
+                redirects: 0,
+                outcome: Ok(status),
+            });
+        }
+        let mut counters = Counters::default();
+        counters.absorb(&shard);
+        let stats = Stats::from_hosts(
+            [("down.test:80".to_owned(), counters)],
+            PoolState::default(),
         );
-        add(&rec.host("more-connections-than-attempts").attempts, 1);
-        inc(&rec.host("no-attempts").calls);
-        let stats = registry.snapshot(PoolState::default());
-        assert_eq!(
-            stats
-                .host("more-connections-than-attempts")
-                .unwrap()
-                .reuse_ratio(),
-            0.0
-        );
-        assert_eq!(stats.host("no-attempts").unwrap().reuse_ratio(), 0.0);
-        assert_eq!(Stats::default().reuse_ratio(), 0.0);
+        let h = stats.host("down.test:80").unwrap();
+        assert_eq!(h.calls(), 4);
+        assert_eq!(h.calls_succeeded(), 0);
+        assert_eq!(h.calls_with_status(StatusClass::ServerError), 4);
+        assert_eq!(h.calls_errored(), 0);
+        assert_eq!(h.responses(StatusClass::ServerError), 4);
+        assert_eq!(stats.calls_succeeded(), 0);
     }
 }

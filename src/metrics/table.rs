@@ -1,8 +1,11 @@
-//! The human-readable table [`Stats`] displays as.
+//! The human-readable table [`Stats`] displays as: a line of totals, a row per host, the pool
+//! line and the breaker states. The counter columns and their order come from the counter list
+//! ([`FAMILIES`]).
 
 use std::fmt::{self, Write as _};
 use std::time::Duration;
 
+use super::counters::{Column, Counters, Read, FAMILIES};
 use super::histogram::LatencySummary;
 use super::stats::Stats;
 
@@ -30,7 +33,7 @@ fn human_duration(d: Duration) -> String {
 }
 
 /// A latency for display; `-` when there were no samples, so "no data" does not read as "0 ns".
-fn latency_cell(summary: &LatencySummary, pick: fn(&LatencySummary) -> Duration) -> String {
+fn latency(summary: &LatencySummary, pick: fn(&LatencySummary) -> Duration) -> String {
     if summary.count() == 0 {
         "-".to_owned()
     } else {
@@ -81,57 +84,67 @@ fn aligned(rows: &[Vec<String>], first_right: usize) -> Vec<String> {
         .collect()
 }
 
-impl fmt::Display for Stats {
-    /// A header line of totals, one row per host, the pool line and any breaker states.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let call = self.call_latency();
-        write!(
-            f,
-            "calls {}  success {}  attempts {}  retries {}  reuse {:.3}  connections {}  \
-             p50 {}  p99 {}  max {}",
-            self.calls(),
-            percent(self.successes(), self.calls()),
-            self.attempts(),
-            self.retries(),
-            self.reuse_ratio(),
-            self.connections_opened(),
-            latency_cell(&call, LatencySummary::p50),
-            latency_cell(&call, LatencySummary::p99),
-            latency_cell(&call, LatencySummary::max),
-        )?;
+/// The cells one set of counters shows, as `(header, text)`, in the order of the counter list.
+fn cells(c: &Counters) -> Vec<(&'static str, String)> {
+    let mut cells = Vec::new();
+    for family in FAMILIES {
+        for &column in family.columns {
+            push_cells(&mut cells, column, family.read, c);
+        }
+    }
+    cells
+}
 
-        if !self.hosts.is_empty() {
-            let header = [
-                "host", "calls", "success", "attempts", "retries", "failures", "conns", "reuse",
-                "p50", "p99", "max",
-            ];
-            let mut rows = vec![header.iter().map(|s| (*s).to_owned()).collect()];
-            rows.extend(self.hosts.iter().map(|h| {
-                let call = h.call_latency();
-                vec![
-                    h.host.clone(),
-                    h.calls().to_string(),
-                    percent(h.successes(), h.calls()),
-                    h.attempts().to_string(),
-                    h.retries().to_string(),
-                    h.failures().to_string(),
-                    h.connections_opened().to_string(),
-                    format!("{:.3}", h.reuse_ratio()),
-                    latency_cell(&call, LatencySummary::p50),
-                    latency_cell(&call, LatencySummary::p99),
-                    latency_cell(&call, LatencySummary::max),
-                ]
-            }));
-            for line in aligned(&rows, 1) {
-                write!(f, "\n{line}")?;
+/// The cells of one column of one counter.
+fn push_cells(cells: &mut Vec<(&'static str, String)>, column: Column, read: Read, c: &Counters) {
+    match (column, read) {
+        (Column::Count(header), read) => cells.push((header, read.total(c).to_string())),
+        (Column::Classes(classes), Read::ByStatus(get)) => {
+            for &class in classes {
+                cells.push((class.as_str(), get(c)[class.index()].to_string()));
             }
         }
+        (Column::SuccessRate, _) => cells.push(("success", percent(c.succeeded(), c.calls))),
+        (Column::ReuseRatio, _) => {
+            let reuse = c.reuse_ratio();
+            cells.push((
+                "reuse",
+                reuse.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}")),
+            ));
+        }
+        (Column::Quantiles, Read::Latency(get)) => {
+            let summary = get(c).summary();
+            cells.push(("p50", latency(&summary, LatencySummary::p50)));
+            cells.push(("p99", latency(&summary, LatencySummary::p99)));
+            cells.push(("max", latency(&summary, LatencySummary::max)));
+        }
+        // A column that does not fit its counter's kind shows nothing; counters.rs tests that
+        // the list has none.
+        (Column::Classes(_) | Column::Quantiles, _) => {}
+    }
+}
 
+impl Stats {
+    /// The table of hosts: a header row, then a row per host.
+    fn host_rows(&self) -> Vec<Vec<String>> {
+        let mut rows: Vec<Vec<String>> = Vec::with_capacity(self.hosts.len() + 1);
+        for h in &self.hosts {
+            let cells = cells(&h.counters);
+            if rows.is_empty() {
+                let header = cells.iter().map(|(header, _)| (*header).to_owned());
+                rows.push(std::iter::once("host".to_owned()).chain(header).collect());
+            }
+            let values = cells.into_iter().map(|(_, value)| value);
+            rows.push(std::iter::once(h.host.clone()).chain(values).collect());
+        }
+        rows
+    }
+
+    /// The pool line: clients, checkouts and the checkout wait.
+    fn pool_line(&self) -> String {
         let pool = self.pool;
-        let wait = self.checkout_wait();
-        write!(
-            f,
-            "\npool: clients {}/{}  idle {}  checked out {}  waiting {}  checkouts {}  \
+        format!(
+            "pool: clients {}/{}  idle {}  checked out {}  waiting {}  checkouts {}  \
              timeouts {}  wait p99 {}",
             pool.clients,
             pool.max_clients,
@@ -140,18 +153,30 @@ impl fmt::Display for Stats {
             pool.waiting,
             self.checkouts,
             self.checkout_timeouts,
-            latency_cell(&wait, LatencySummary::p99),
-        )?;
+            latency(&self.checkout_wait(), LatencySummary::p99),
+        )
+    }
+}
 
-        if !self.breakers.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .breakers
-                .iter()
-                .map(|(host, state)| vec!["breaker".to_owned(), host.clone(), state.clone()])
-                .collect();
-            for line in aligned(&rows, usize::MAX) {
-                write!(f, "\n{line}")?;
-            }
+impl fmt::Display for Stats {
+    /// A line of totals, one row per host, the pool line and any breaker states.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let totals: Vec<String> = cells(&self.counters)
+            .into_iter()
+            .map(|(header, value)| format!("{header} {value}"))
+            .collect();
+        f.write_str(&totals.join("  "))?;
+        for line in aligned(&self.host_rows(), 1) {
+            write!(f, "\n{line}")?;
+        }
+        write!(f, "\n{}", self.pool_line())?;
+        let breakers: Vec<Vec<String>> = self
+            .breakers
+            .iter()
+            .map(|(host, state)| vec!["breaker".to_owned(), host.clone(), state.to_string()])
+            .collect();
+        for line in aligned(&breakers, usize::MAX) {
+            write!(f, "\n{line}")?;
         }
         Ok(())
     }
@@ -160,11 +185,13 @@ impl fmt::Display for Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::BreakerState;
     use crate::error::ErrorClass;
-    use crate::metrics::counters::{add, inc};
+    use crate::metrics::counters::CallRecord;
     use crate::metrics::registry::Registry;
     use crate::metrics::stats::PoolState;
     use std::sync::Arc;
+    use ureq::http::StatusCode;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -172,6 +199,21 @@ mod tests {
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
+    }
+
+    fn status(code: u16) -> Option<StatusCode> {
+        Some(StatusCode::from_u16(code).unwrap())
+    }
+
+    fn call(latency: Duration, retries: u32, outcome: Result<u16, ErrorClass>) -> CallRecord {
+        CallRecord {
+            latency,
+            retries,
+            retries_refused: 0,
+            stale_replays: 0,
+            redirects: 0,
+            outcome: outcome.map(|code| StatusCode::from_u16(code).unwrap()),
+        }
     }
 
     #[test]
@@ -185,32 +227,36 @@ mod tests {
         assert_eq!(percent(u64::MAX, u64::MAX), "100.00%");
     }
 
-    // -- Display ------------------------------------------------------------------------------
-
-    #[test]
-    fn display_table() {
+    /// Three hosts: one with errors and final 500s, one healthy, one never reached.
+    fn three_hosts() -> Stats {
         let registry = Arc::new(Registry::new());
         let mut rec = registry.recorder();
         for i in 0..30u64 {
             let h = rec.host("api.example.com");
-            inc(&h.calls);
-            inc(&h.attempts);
+            let opened = u64::from(i < 4);
             if i % 3 == 0 {
-                h.record_failure(ErrorClass::Timeout);
-                inc(&h.retries);
-                inc(&h.attempts);
+                // 503, retried, then a timeout.
+                h.record_attempt(ms(1), opened, status(503));
+                h.record_attempt(ms(1), 0, None);
+                h.record_call(&call(ms(2), 1, Err(ErrorClass::Timeout)));
+            } else if i % 5 == 1 {
+                h.record_attempt(ms(2), opened, status(500));
+                h.record_call(&call(ms(2), 0, Ok(500)));
             } else {
-                inc(&h.successes);
+                h.record_attempt(ms(2), opened, status(200));
+                h.record_call(&call(ms(2), 0, Ok(200)));
             }
-            h.call_latency.record(ms(2));
         }
-        add(&rec.host("api.example.com").connections_opened, 4);
-        let s = rec.host("s.example");
-        add(&s.calls, 7);
-        add(&s.attempts, 7);
-        add(&s.successes, 7);
-        add(&s.connections_opened, 7);
-        s.call_latency.record(ms(150));
+        for _ in 0..7 {
+            let s = rec.host("s.example");
+            s.record_attempt(ms(150), 1, status(200));
+            s.record_call(&call(ms(150), 0, Ok(200)));
+        }
+        // Rejected by an open breaker before any attempt.
+        for _ in 0..2 {
+            let n = rec.host("never.example");
+            n.record_call(&call(us(50), 0, Err(ErrorClass::CircuitOpen)));
+        }
         registry.record_checkout(us(40));
         let mut stats = registry.snapshot(PoolState {
             clients: 2,
@@ -220,50 +266,53 @@ mod tests {
             max_clients: 4,
         });
         stats.set_breakers(vec![
-            ("s.example".into(), "closed".into()),
-            ("api.example.com".into(), "open".into()),
+            ("s.example".into(), BreakerState::Closed),
+            ("never.example".into(), BreakerState::HalfOpen),
+            ("api.example.com".into(), BreakerState::Open),
         ]);
+        stats
+    }
 
-        let text = stats.to_string();
+    #[test]
+    fn display_table() {
+        let text = three_hosts().to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines.iter().all(|l| l.trim_end() == *l), "{text}");
         assert!(!text.ends_with('\n'));
 
-        let (calls, successes, attempts) = (37u64, 27u64, 47u64);
-        let header = lines[0];
-        assert!(
-            header.starts_with(&format!("calls {calls}  success 72.97%  ")),
-            "{header}"
-        );
-        assert!(header.contains(&format!("attempts {attempts}  retries 10  ")));
-        assert!(header.contains(&format!("reuse {:.3}  connections 11", 1.0 - 11.0 / 47.0)));
-        assert!(
-            header.contains("p50 2.05ms  p99 150ms  max 150ms"),
-            "{header}"
-        );
+        // 39 calls, of which 23 succeeded: 16 + 7; the final 500s and the errors did not.
         assert_eq!(
-            format!("{:.2}", successes as f64 * 100.0 / calls as f64),
-            "72.97"
+            lines[0],
+            "calls 39  success 58.97%  4xx 0  5xx 4  errors 12  attempts 47  retries 10  \
+             conns 11  reuse 0.766  p50 2.05ms  p99 150ms  max 150ms"
         );
+        assert_eq!(format!("{:.3}", 1.0 - 11.0 / 47.0), "0.766");
 
         // Host table: header row plus one row per host, all the same width.
-        assert!(lines[1].starts_with("host "));
-        assert!(lines[2].starts_with("api.example.com "));
-        assert!(lines[3].starts_with("s.example "));
+        let header: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "host", "calls", "success", "4xx", "5xx", "errors", "attempts", "retries", "conns",
+                "reuse", "p50", "p99", "max"
+            ]
+        );
         let width = lines[1].chars().count();
         assert!(
-            lines[1..4].iter().all(|l| l.chars().count() == width),
+            lines[1..5].iter().all(|l| l.chars().count() == width),
             "{text}"
         );
-        let api: Vec<&str> = lines[2].split_whitespace().collect();
+        let row = |i: usize| lines[i].split_whitespace().collect::<Vec<&str>>();
         assert_eq!(
-            api,
+            row(2),
             [
                 "api.example.com",
                 "30",
-                "66.66%",
-                "40",
+                "53.33%",
+                "0",
+                "4",
                 "10",
+                "40",
                 "10",
                 "4",
                 "0.900",
@@ -272,15 +321,35 @@ mod tests {
                 "2.00ms"
             ]
         );
-        let small: Vec<&str> = lines[3].split_whitespace().collect();
+        // Never reached: no attempts, so no reuse ratio rather than a perfect one.
         assert_eq!(
-            small,
+            row(3),
+            [
+                "never.example",
+                "2",
+                "0.00%",
+                "0",
+                "0",
+                "2",
+                "0",
+                "0",
+                "0",
+                "-",
+                "50.0us",
+                "50.0us",
+                "50.0us"
+            ]
+        );
+        assert_eq!(
+            row(4),
             [
                 "s.example",
                 "7",
                 "100.00%",
-                "7",
                 "0",
+                "0",
+                "0",
+                "7",
                 "0",
                 "7",
                 "0.000",
@@ -291,19 +360,39 @@ mod tests {
         );
 
         assert_eq!(
-            lines[4],
+            lines[5],
             "pool: clients 2/4  idle 1  checked out 1  waiting 0  checkouts 1  timeouts 0  wait p99 40.0us"
         );
-        assert_eq!(lines[5], "breaker  api.example.com  open");
-        assert_eq!(lines[6], "breaker  s.example        closed");
-        assert_eq!(lines.len(), 7);
+        assert_eq!(lines[6], "breaker  api.example.com  open");
+        assert_eq!(lines[7], "breaker  never.example    half-open");
+        assert_eq!(lines[8], "breaker  s.example        closed");
+        assert_eq!(lines.len(), 9);
+    }
+
+    #[test]
+    fn a_host_answering_500_to_everything_shows_no_success() {
+        let registry = Arc::new(Registry::new());
+        let mut rec = registry.recorder();
+        for _ in 0..10 {
+            let h = rec.host("down.example");
+            h.record_attempt(ms(1), 0, status(500));
+            h.record_call(&call(ms(1), 0, Ok(500)));
+        }
+        let text = registry.snapshot(PoolState::default()).to_string();
+        assert!(
+            text.starts_with("calls 10  success 0.00%  4xx 0  5xx 10  errors 0  "),
+            "{text}"
+        );
+        let row: Vec<&str> = text.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(&row[..6], ["down.example", "10", "0.00%", "0", "10", "0"]);
     }
 
     #[test]
     fn display_of_empty_stats() {
         assert_eq!(
             Stats::default().to_string(),
-            "calls 0  success -  attempts 0  retries 0  reuse 0.000  connections 0  p50 -  p99 -  max -\n\
+            "calls 0  success -  4xx 0  5xx 0  errors 0  attempts 0  retries 0  conns 0  \
+             reuse -  p50 -  p99 -  max -\n\
              pool: clients 0/0  idle 0  checked out 0  waiting 0  checkouts 0  timeouts 0  wait p99 -"
         );
     }
