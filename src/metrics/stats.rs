@@ -10,7 +10,9 @@ use crate::error::ErrorClass;
 /// A snapshot of a pool's clients, as [`ClientPool::state`](crate::ClientPool::state) and
 /// [`Stats::pool`] report it.
 ///
-/// The figures were read at one moment and may be out of date the next.
+/// The figures were read at one moment and may be out of date the next. The fields are public
+/// to read; the struct is `#[non_exhaustive]`, so only this crate builds it and fields can be
+/// added without breaking anyone.
 ///
 /// # Examples
 ///
@@ -23,6 +25,7 @@ use crate::error::ErrorClass;
 /// # Ok::<(), http_sentinel::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PoolState {
     /// Clients created so far (idle plus checked out).
     pub clients: usize,
