@@ -70,7 +70,10 @@ fn main() -> Result<(), Error> {
         "server saw         {} connections",
         server.connections_accepted()
     );
-    println!("reuse ratio        {:.4}", stats.reuse_ratio());
+    let reuse = stats
+        .reuse_ratio()
+        .map_or("-".to_owned(), |r| format!("{r:.4}"));
+    println!("reuse ratio        {reuse}");
     println!();
     println!("{stats}");
     if errors > 0 {

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_sentinel::{
-    error::ErrorClass, events::BreakerEvent, events::RetryEvent, events::RetryReason,
-    retry::Jitter, BreakerConfig, ClientPool, EventHandler, PoolConfig, RetryPolicy,
+    breaker::BreakerState, error::ErrorClass, events::BreakerEvent, events::RetryEvent,
+    events::RetryReason, metrics::StatusClass, retry::Jitter, BreakerConfig, ClientPool,
+    EventHandler, PoolConfig, RetryPolicy,
 };
 use service::server::{Behaviour, Reply, TestServer};
 
@@ -91,13 +92,23 @@ fn known_traffic_gives_exact_counters() {
     assert_eq!(stats.calls(), 1000);
     assert_eq!(stats.attempts(), 1100);
     assert_eq!(stats.retries(), 100);
-    assert_eq!(stats.successes(), 1000);
-    assert_eq!(stats.failures(), 0);
-    assert_eq!(stats.responses_by_class(2), 1000);
-    assert_eq!(stats.responses_by_class(5), 0, "final responses only");
+    assert_eq!(stats.calls_succeeded(), 1000);
+    assert_eq!(stats.calls_errored(), 0);
+    assert_eq!(stats.calls_with_status(StatusClass::Success), 1000);
+    assert_eq!(
+        stats.calls_with_status(StatusClass::ServerError),
+        0,
+        "final responses only"
+    );
+    assert_eq!(stats.responses(StatusClass::Success), 1000);
+    assert_eq!(
+        stats.responses(StatusClass::ServerError),
+        100,
+        "every attempt's response"
+    );
     assert_eq!(stats.retries_refused(), 0);
     assert_eq!(stats.connections_opened(), 1);
-    assert_eq!(stats.reuse_ratio(), 1.0 - 1.0 / 1100.0);
+    assert_eq!(stats.reuse_ratio(), Some(1.0 - 1.0 / 1100.0));
     // "ok" x 900 + "fine" x 100 (503 bodies are drained, not delivered)
     assert_eq!(stats.bytes_received(), 900 * 2 + 100 * 4);
     assert_eq!(stats.call_latency().count(), 1000);
@@ -169,15 +180,17 @@ fn failures_are_counted_by_kind_and_breaker_rejections_by_host() {
     let stats = pool.stats();
     assert_eq!(stats.calls(), 8);
     assert_eq!(stats.attempts(), 5);
-    assert_eq!(stats.responses_by_class(5), 5);
+    assert_eq!(stats.responses(StatusClass::ServerError), 5);
+    assert_eq!(stats.calls_with_status(StatusClass::ServerError), 5);
+    assert_eq!(stats.calls_succeeded(), 0);
     assert_eq!(stats.breaker_rejections(), 3);
-    assert_eq!(stats.failures_by(ErrorClass::CircuitOpen), 3);
+    assert_eq!(stats.calls_with_error(ErrorClass::CircuitOpen), 3);
     assert_eq!(server.request_count(), 5);
     assert_eq!(
         *events.transitions.lock().unwrap(),
         vec![("closed".to_owned(), "open".to_owned())]
     );
-    assert_eq!(stats.breakers()[0].1, "open");
+    assert_eq!(stats.breakers()[0].1, BreakerState::Open);
     assert!(stats
         .to_prometheus()
         .lines()

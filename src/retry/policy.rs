@@ -904,5 +904,4 @@ mod tests {
         );
         assert!(later(now, Duration::MAX) > now + Duration::from_secs(3600 * 24 * 365));
     }
-
 }
