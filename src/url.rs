@@ -36,7 +36,7 @@ pub(crate) fn parse(url: &str) -> Result<(Uri, Option<Vec<u8>>), Error> {
     }
     // `http://u:pa/ss@h/` reads as host `u` with port `pa`: refuse it rather than send
     // anything to `u`.
-    if has_bad_port(&uri) {
+    if uri.port_u16().is_none() && has_bad_port(&uri) {
         return Err(Error::invalid("url has a port that is not a number"));
     }
     Ok((uri, userinfo))
