@@ -12,7 +12,7 @@ use ureq::http::{HeaderMap, HeaderName, Method, Uri};
 
 use crate::error::{Error, ErrorKind};
 use crate::redirect::Hop;
-use crate::retry::RetryPolicy;
+use crate::retry::{is_idempotent, RetryPolicy};
 use crate::url::host_key;
 
 /// The request body of a call.
@@ -45,26 +45,22 @@ impl Call {
         self.headers.contains_key("idempotency-key")
     }
 
+    /// Whether the body can be sent again: a streamed body is consumed by its first attempt.
+    pub(crate) fn can_resend(&self) -> bool {
+        !matches!(self.body, Body::Stream(_))
+    }
+
     /// Whether the policy allows sending this request again after a failed attempt.
     pub(crate) fn retryable(&self, policy: &RetryPolicy) -> bool {
-        !matches!(self.body, Body::Stream(_))
-            && policy.is_replayable(self.method.as_str(), self.has_idempotency_key())
+        self.can_resend() && policy.is_replayable(self.method.as_str(), self.has_idempotency_key())
     }
 
     /// Whether the request may be replayed for free after it died on a stale pooled
     /// connection: idempotent by its method or an `Idempotency-Key`, whatever the policy says,
     /// and with a body that can be sent again.
     pub(crate) fn replayable(&self) -> bool {
-        let idempotent = matches!(
-            self.method,
-            Method::GET
-                | Method::HEAD
-                | Method::PUT
-                | Method::DELETE
-                | Method::OPTIONS
-                | Method::TRACE
-        ) || self.has_idempotency_key();
-        idempotent && !matches!(self.body, Body::Stream(_))
+        let idempotent = is_idempotent(self.method.as_str()) || self.has_idempotency_key();
+        idempotent && self.can_resend()
     }
 
     /// Turns the call into the request of the next redirect hop.

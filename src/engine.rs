@@ -249,6 +249,12 @@ impl Engine {
         let started = state.attempt_start();
         let remaining = state.deadline.saturating_duration_since(started);
         if remaining.is_zero() {
+            // A replay that runs out of time still holds its attempt's admission: a half-open
+            // breaker's probe must end with a verdict, or no other probe is let through until
+            // its lease expires. Not knowing is not health: the probe counts as failed.
+            if let Some(carried) = hop.carried.take() {
+                host.policy.breaker.record_at(carried, false, started);
+            }
             return Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)));
         }
         let admission = match hop.carried.take() {
@@ -262,9 +268,11 @@ impl Engine {
         let number = hop.retries.begin_attempt();
         log::debug!("{} {}: attempt {number}", call.method, call.host);
         // Through a proxy ureq enforces the deadline: its global timeout equals the default
-        // deadline, so only later attempts and custom timeouts configure it.
-        let ureq_timeout = (self.ureq_timeouts && (state.attempts > 1 || call.custom_timeout))
-            .then_some(remaining);
+        // deadline, so only the first send of a call with the default deadline may leave it
+        // alone; any later send (a retry, a redirect hop, a stale replay) gets what is left.
+        let first_send = state.attempts == 1 && state.redirects == 0 && state.stale_replays == 0;
+        let ureq_timeout =
+            (self.ureq_timeouts && (!first_send || call.custom_timeout)).then_some(remaining);
         self.conns.set_deadline(state.deadline);
         let opened_before = self.conns.opened();
         let result = self.send(call, ureq_timeout);
@@ -367,7 +375,7 @@ impl Engine {
                 if e.is_protocol() {
                     self.discard_on_return();
                 }
-                if !retryable_error(&e, call.retryable(policy)) {
+                if !retryable_error(&e, call.retryable(policy), call.can_resend()) {
                     return Err(e);
                 }
                 let reason = RetryReason::Error(e.kind().clone());
@@ -573,13 +581,14 @@ fn is_stale(e: &Error) -> bool {
 }
 
 /// Whether an attempt's error is worth another attempt. Connect failures are retried for any
-/// method (nothing was sent, as urllib3 does); failures after the request may have been sent
-/// only for requests that may be replayed. TLS, DNS, invalid input, limits, protocol violations
-/// and redirect errors are never retried.
-fn retryable_error(e: &Error, replayable: bool) -> bool {
+/// method (nothing was sent, as urllib3 does) whose body can be sent again (a streamed body's
+/// reader went with the failed attempt); failures after the request may have been sent only
+/// for requests that may be replayed. TLS, DNS, invalid input, limits, protocol violations and
+/// redirect errors are never retried.
+fn retryable_error(e: &Error, replayable: bool, can_resend: bool) -> bool {
     match e.kind() {
         ErrorKind::Connect(_)
-        | ErrorKind::Timeout(TimeoutPhase::Connect | TimeoutPhase::Resolve) => true,
+        | ErrorKind::Timeout(TimeoutPhase::Connect | TimeoutPhase::Resolve) => can_resend,
         ErrorKind::Io { .. }
         | ErrorKind::Timeout(TimeoutPhase::Send | TimeoutPhase::Response | TimeoutPhase::Body) => {
             replayable

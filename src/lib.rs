@@ -6,9 +6,9 @@
 /// [`Uri`](http::Uri), ...), re-exported so callers need not depend on it themselves.
 pub use ureq::http;
 
-// Bottom to top: each module uses only modules above it in this list (tests/architecture.rs
-// fails on an import cycle). Modules users reach into are public; the root re-exports the
-// names they type every day.
+// The layering (which module may use which) is README.md's module table; tests/architecture.rs
+// fails on an import cycle. Modules users reach into are public; the root re-exports the names
+// they type every day.
 pub mod breaker;
 mod call;
 mod client;

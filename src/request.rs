@@ -375,6 +375,11 @@ impl<'c> RequestBuilder<'c> {
         }
         let mut target = std::mem::take(&mut self.url);
         if !self.query.is_empty() {
+            // A fragment is never sent (RFC 9110 §4.2.4): the pairs added by `query()` go
+            // before it, not into it where they would be dropped with it.
+            if let Some(hash) = target.find('#') {
+                target.truncate(hash);
+            }
             target.push(if target.contains('?') { '&' } else { '?' });
             target.push_str(&self.query);
         }

@@ -325,3 +325,33 @@ fn json_bodies_go_out_with_their_content_type_and_come_back_typed() {
     assert_eq!(err.kind(), &ErrorKind::Protocol, "{err:?}");
     bad.assert_hits(1);
 }
+
+#[test]
+fn query_pairs_land_before_a_fragment_not_inside_it() {
+    let server = MockServer::start();
+    let mock = server.mock(|when, then| {
+        when.method(GET).path("/page").query_param("q", "a b");
+        then.status(200).body("found");
+    });
+    let client = pool().checkout().unwrap();
+    let url = format!("{}#section?x=1", server.url("/page"));
+    let response = client.get(&url).query("q", "a b").send().unwrap();
+    assert_eq!(response.text().unwrap(), "found");
+    mock.assert_hits(1);
+}
+
+#[test]
+fn a_streamed_body_that_failed_to_connect_reports_the_connect_failure() {
+    // Nothing listens on port 1. The reader went with the first attempt, so the connect
+    // failure is not retried (a retry could only fail for want of a body) and is what the
+    // caller sees.
+    let client = pool().checkout().unwrap();
+    let err = client
+        .post("http://127.0.0.1:1/upload")
+        .header("idempotency-key", "k")
+        .body_reader(std::io::Cursor::new(b"streamed".to_vec()))
+        .send()
+        .unwrap_err();
+    assert!(err.is_connect(), "{err}");
+    assert_eq!(err.attempts(), 1);
+}

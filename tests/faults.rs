@@ -524,7 +524,7 @@ fn broken_framing_gives_typed_errors_and_is_not_retried() {
         let retired = client.id();
         drop(client);
         let client = pool.checkout().unwrap();
-        assert_ne!(client.id(), retired, "the poisoned client came back");
+        assert_ne!(client.id(), retired, "the discarded client came back");
         assert_next_request_succeeds(&client, &server);
     });
 }

@@ -103,7 +103,7 @@ fn a_request_head_larger_than_the_output_buffer_is_an_invalid_request() {
     assert!(err.is_invalid_request(), "{err:?}");
     assert!(err.to_string().contains("buffer_sizes"), "{err}");
     assert_eq!(server.requests_to("/"), 1);
-    // The client is not poisoned: it stays in service for the next request.
+    // The client is not discarded: it stays in service for the next request.
     client
         .get(&server.url("/"))
         .send()

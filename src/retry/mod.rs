@@ -16,6 +16,6 @@ mod retry_after;
 pub use backoff::{Backoff, Jitter};
 pub use budget::RetryBudget;
 pub use engine::{RetryEngine, RetryError};
-pub(crate) use policy::{later, RetryState};
+pub(crate) use policy::{is_idempotent, later, RetryState};
 pub use policy::{RetryDecision, RetryPolicy, StopReason};
 pub use retry_after::parse_retry_after;

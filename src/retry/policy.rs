@@ -523,11 +523,7 @@ impl RetryPolicy {
     /// assert!(policy.is_replayable("POST", true));
     /// ```
     pub fn is_replayable(&self, method: &str, has_idempotency_key: bool) -> bool {
-        matches!(
-            method,
-            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
-        ) || has_idempotency_key
-            || self.retry_non_idempotent
+        is_idempotent(method) || has_idempotency_key || self.retry_non_idempotent
     }
 
     /// Checks a server-requested wait against
@@ -650,6 +646,15 @@ impl fmt::Display for StopReason {
         }
     }
 }
+/// Whether a method is idempotent (RFC 9110 §9.2.2: GET, HEAD, PUT, DELETE, OPTIONS, TRACE).
+/// Method names are case-sensitive.
+pub(crate) fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+    )
+}
+
 /// `t + d`, or a point a century later when that overflows (a `Duration::MAX` deadline).
 pub(crate) fn later(t: Instant, d: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);

@@ -189,7 +189,7 @@ impl Transport for TcpTransport {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
         // Waiting for the head or reading the body: the transport cannot tell which, so the
-        // deadline is reported as such and the client names the phase (see `client.rs`).
+        // deadline is reported as such and the engine names the phase (`engine.rs`, `response.rs`).
         let (by, reason) = limit(
             until(&timeout),
             timeout.reason,
