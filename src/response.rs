@@ -361,8 +361,11 @@ impl Response {
 fn read_within(reader: &mut impl Read, limit: u64, hint: Option<u64>) -> std::io::Result<Vec<u8>> {
     const DIRECT: usize = 1024 * 1024;
     let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
-    let first = hint.map_or(16 * 1024, |h| usize::try_from(h).unwrap_or(usize::MAX));
-    let mut out = Vec::with_capacity(first.min(cap));
+    // A declared length caps the buffer as the limit does (ureq fails a body longer than
+    // its Content-Length), but is not trusted with more than 1 MiB before bytes arrive.
+    let cap = hint.map_or(cap, |h| usize::try_from(h).unwrap_or(usize::MAX).min(cap));
+    let first = hint.map_or(16 * 1024, |_| cap).min(DIRECT);
+    let mut out = Vec::with_capacity(first);
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let n = match reader.read(&mut chunk) {

@@ -172,7 +172,7 @@ fn check_transfer_encoding(head: &Head) -> Result<(), Refused> {
     let codings = &head.transfer_codings;
     // §6.3: if chunked is not the final coding of a response, only the close ends the body.
     // ureq would decode it as chunked anyway; refusing is the safe reading.
-    if !codings.last().is_some_and(|c| c == "chunked") {
+    if codings.last().is_none_or(|c| c != "chunked") {
         return Err(refused_protocol(format!(
             "transfer-encoding whose last coding is not chunked ({})",
             list(codings)
