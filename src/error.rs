@@ -54,6 +54,9 @@ pub enum ErrorKind {
     Timeout(TimeoutPhase),
     /// The server broke HTTP/1.1 framing (garbage status line, bad chunk, ...).
     Protocol,
+    /// The response body could not be decoded (a content coding, or JSON that does not match
+    /// the target type); the message says why.
+    Decode(String),
     /// The connection failed while the request or response was in flight.
     ///
     /// `may_have_been_processed` is true for every failure once an attempt is under way (the
@@ -255,6 +258,7 @@ impl Error {
             ErrorKind::Tls(_) => ErrorClass::Tls,
             ErrorKind::Timeout(_) => ErrorClass::Timeout,
             ErrorKind::Protocol | ErrorKind::HeaderTooLarge(_) => ErrorClass::Protocol,
+            ErrorKind::Decode(_) => ErrorClass::Decode,
             ErrorKind::Io { .. } => ErrorClass::Io,
             ErrorKind::BodyTooLarge(_) => ErrorClass::BodyTooLarge,
             ErrorKind::PoolTimeout(_) => ErrorClass::PoolTimeout,
@@ -341,7 +345,10 @@ impl Error {
                 ..
             } => may_have_been_processed,
             ErrorKind::Timeout(TimeoutPhase::Response | TimeoutPhase::Body) => true,
-            ErrorKind::Protocol | ErrorKind::Status(_) | ErrorKind::BodyTooLarge(_) => true,
+            ErrorKind::Protocol
+            | ErrorKind::Decode(_)
+            | ErrorKind::Status(_)
+            | ErrorKind::BodyTooLarge(_) => true,
             _ => false,
         }
     }
@@ -362,6 +369,7 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::Timeout(p) => write!(f, "timed out ({p})"),
             ErrorKind::Protocol => f.write_str("http protocol error"),
+            ErrorKind::Decode(why) => write!(f, "response body could not be decoded: {why}"),
             ErrorKind::Io {
                 kind,
                 may_have_been_processed,
@@ -473,6 +481,33 @@ impl From<Error> for io::Error {
     }
 }
 
+/// A response the transport refused to hand to ureq (framing it must not trust, a TLS body
+/// that may be truncated): carried through ureq as `ureq::Error::Other`, and turned back
+/// into its kind by [`from_ureq`]. Lives here, not in the transport, so that the mapping
+/// needs no import from a module above this one.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) kind: ErrorKind,
+    pub(crate) why: String,
+}
+
+impl Refused {
+    pub(crate) fn new(kind: ErrorKind, why: impl Into<String>) -> Refused {
+        Refused {
+            kind,
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl StdError for Refused {}
+
 /// Maps a ureq error to the crate's kinds. ureq reports many distinct failures through
 /// `Io`, so the io kind and the phase decide.
 pub(crate) fn from_ureq(e: ureq::Error, request_sent: bool) -> Error {
@@ -506,9 +541,13 @@ pub(crate) fn from_ureq(e: ureq::Error, request_sent: bool) -> Error {
         U::Rustls(r) => ErrorKind::Tls(tls_failure(r)),
         U::Io(io) => io_kind(io, request_sent),
         U::Decompress(_, _) => ErrorKind::Protocol,
-        U::Other(o) => match o.downcast_ref::<rustls::Error>() {
-            Some(r) => ErrorKind::Tls(tls_failure(r)),
-            None => ErrorKind::Other,
+        U::Other(o) => match (
+            o.downcast_ref::<rustls::Error>(),
+            o.downcast_ref::<Refused>(),
+        ) {
+            (Some(r), _) => ErrorKind::Tls(tls_failure(r)),
+            (None, Some(r)) => r.kind.clone(),
+            (None, None) => ErrorKind::Other,
         },
         _ => ErrorKind::Other,
     };
@@ -563,7 +602,7 @@ pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
 /// use http_sentinel::error::ErrorClass;
 ///
 /// assert_eq!(ErrorClass::TooManyRedirects.as_str(), "too_many_redirects");
-/// assert_eq!(ErrorClass::ALL.len(), 15);
+/// assert_eq!(ErrorClass::ALL.len(), 16);
 /// assert!(ErrorClass::ALL.contains(&ErrorClass::Timeout));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -579,6 +618,8 @@ pub enum ErrorClass {
     Timeout,
     /// The peer violated HTTP.
     Protocol,
+    /// The response body could not be decoded.
+    Decode,
     /// Any other I/O error on an established connection.
     Io,
     /// The response body exceeded the configured limit.
@@ -609,6 +650,7 @@ impl ErrorClass {
         ErrorClass::Tls,
         ErrorClass::Timeout,
         ErrorClass::Protocol,
+        ErrorClass::Decode,
         ErrorClass::Io,
         ErrorClass::BodyTooLarge,
         ErrorClass::PoolTimeout,
@@ -641,6 +683,7 @@ impl ErrorClass {
             ErrorClass::Tls => "tls",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Protocol => "protocol",
+            ErrorClass::Decode => "decode",
             ErrorClass::Io => "io",
             ErrorClass::BodyTooLarge => "body_too_large",
             ErrorClass::PoolTimeout => "pool_timeout",

@@ -227,8 +227,11 @@ impl Response {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::BodyTooLarge`] past the body limit; timeouts, truncation and framing errors
-    /// as their kinds. A truncated body is never returned as a success.
+    /// [`ErrorKind::BodyTooLarge`] past the body limit, at once (nothing read) when the
+    /// `Content-Length` declares more; [`ErrorKind::Decode`] for a content coding the client
+    /// cannot undo; timeouts, truncation (over TLS, also a close-delimited body that ends
+    /// without `close_notify`) and framing errors as their kinds. A truncated body is never
+    /// returned as a success.
     ///
     /// # Examples
     ///
@@ -241,11 +244,35 @@ impl Response {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
+        if let Some(e) = self.declared_too_large() {
+            return Err(e);
+        }
         let limit = self.limit;
-        let r = self.body.with_config().limit(limit).read_to_vec();
-        let bytes = r.map_err(|e| self.body_error(e))?;
+        let hint = self.body.content_length();
+        let r = read_within(
+            &mut self.body.with_config().limit(limit).reader(),
+            limit,
+            hint,
+        );
+        let bytes = r.map_err(|e| self.body_error(ureq::Error::from(e)))?;
         self.counters.record_body_bytes(bytes.len() as u64);
         Ok(bytes)
+    }
+
+    /// A body whose `Content-Length` is over the limit fails before a byte of it is read:
+    /// reading up to the limit first would only spend time and memory on a body that is
+    /// refused anyway, and the error names what the server declared.
+    fn declared_too_large(&self) -> Option<Error> {
+        let declared = self.body.content_length()?;
+        (declared > self.limit).then(|| {
+            Error::new(ErrorKind::BodyTooLarge(self.limit))
+                .with_source(format!(
+                    "content-length declares {declared} bytes, over the {} byte limit",
+                    self.limit
+                ))
+                .with_host(&self.host)
+                .with_attempts(self.attempts, self.redirects)
+        })
     }
 
     /// Reads the whole body as UTF-8 text (invalid sequences replaced).
@@ -301,7 +328,8 @@ impl Response {
     }
 
     /// The body as a reader, limited to the body limit. Errors surface as `io::Error`s whose
-    /// inner error is the crate's [`Error`].
+    /// inner error is the crate's [`Error`]; a `Content-Length` over the limit fails the first
+    /// read with [`ErrorKind::BodyTooLarge`].
     ///
     /// # Examples
     ///
@@ -316,6 +344,7 @@ impl Response {
     /// ```
     pub fn into_reader(self) -> impl Read + Send + 'static {
         BodyReader {
+            refused: self.declared_too_large(),
             inner: self.body.into_with_config().limit(self.limit).reader(),
             host: self.host,
             counters: self.counters,
@@ -323,7 +352,51 @@ impl Response {
     }
 }
 
+/// Reads `reader` to its end without the capacity ever passing `limit + 1` bytes.
+/// `read_to_end` doubles its Vec, so a body (a decompression bomb) that reaches a 64 MiB
+/// limit would hold a 128 MiB buffer. Small bodies grow by doubling from their declared
+/// length; past 1 MiB the capacity goes straight to the limit, which the allocator maps
+/// without touching it (only the pages written become resident), and is shrunk to the body
+/// at the end: no copy of a large body is ever made, whatever the allocator does on realloc.
+fn read_within(reader: &mut impl Read, limit: u64, hint: Option<u64>) -> std::io::Result<Vec<u8>> {
+    const DIRECT: usize = 1024 * 1024;
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    // A declared length caps the buffer as the limit does (ureq fails a body longer than
+    // its Content-Length), but is not trusted with more than 1 MiB before bytes arrive.
+    let cap = hint.map_or(cap, |h| usize::try_from(h).unwrap_or(usize::MAX).min(cap));
+    let first = hint.map_or(16 * 1024, |_| cap).min(DIRECT);
+    let mut out = Vec::with_capacity(first);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => {
+                // Give back what the jump to the limit reserved beyond the body.
+                if out.capacity() > DIRECT && out.capacity() - out.len() > out.len() / 4 {
+                    out.shrink_to_fit();
+                }
+                return Ok(out);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let need = out.len() + n;
+        if need > out.capacity() {
+            let doubled = out.capacity().saturating_mul(2).max(need);
+            let target = if doubled > DIRECT {
+                cap
+            } else {
+                doubled.min(cap)
+            };
+            out.reserve_exact(target.max(need) - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+}
+
 struct BodyReader {
+    /// Returned by the first read: the declared length is over the limit.
+    refused: Option<Error>,
     inner: ureq::BodyReader<'static>,
     host: String,
     counters: Arc<CachePadded<HostCounters>>,
@@ -331,6 +404,11 @@ struct BodyReader {
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(e) = self.refused.take() {
+            // Every later read fails too: the body is not read at all.
+            self.refused = Some(Error::new(e.kind().clone()).with_host(&self.host));
+            return Err(e.into());
+        }
         // ureq hands out its own errors wrapped in an io::Error and plain io errors (a
         // truncated body's UnexpectedEof) as they are: both become the crate's Error, wrapped
         // in an io::Error of the matching kind.

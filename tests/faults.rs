@@ -640,7 +640,7 @@ fn body_over_the_limit_is_a_typed_error_whatever_the_server_claims() {
 fn gzip_bomb_is_stopped_at_the_body_limit() {
     scenario(|| {
         const INFLATED: usize = 1 + 258 * 32_514; // about 8 MiB
-        let bomb = gzip_of_zeros(INFLATED);
+        let bomb = support::gzip::gzip_of_zeros(INFLATED);
         assert!(bomb.len() < 64 * 1024, "{} compressed bytes", bomb.len());
         let server = server(
             "/bomb",
@@ -684,84 +684,6 @@ fn gzip_bomb_is_stopped_at_the_body_limit() {
         assert_eq!(err.kind(), &ErrorKind::BodyTooLarge(64 * 1024), "{err:?}");
         assert_next_request_succeeds(&client, &server);
     });
-}
-
-/// A gzip member inflating to `len` zero bytes (`len` = 1 + 258 × k): a literal zero, then
-/// k copies of "repeat the last 258 bytes at distance 1", in one fixed-Huffman block, so the
-/// compressed size is about len / 159.
-fn gzip_of_zeros(len: usize) -> Vec<u8> {
-    assert_eq!((len - 1) % 258, 0);
-    let mut bits = BitWriter::default();
-    bits.put(1, 1); // BFINAL
-    bits.put(1, 2); // BTYPE = fixed Huffman
-    bits.code(0x30, 8); // literal 0
-    for _ in 0..(len - 1) / 258 {
-        bits.code(0xC5, 8); // length symbol 285: 258 bytes, no extra bits
-        bits.code(0, 5); // distance symbol 0: distance 1
-    }
-    bits.code(0, 7); // end of block
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    out.extend(bits.finish());
-    out.extend(crc32_of_zeros(len).to_le_bytes());
-    out.extend((len as u32).to_le_bytes());
-    out
-}
-
-#[derive(Default)]
-struct BitWriter {
-    out: Vec<u8>,
-    acc: u32,
-    n: u32,
-}
-
-impl BitWriter {
-    /// Appends the `count` low bits of `value`, least significant first (DEFLATE's order for
-    /// header fields and extra bits).
-    fn put(&mut self, value: u32, count: u32) {
-        for i in 0..count {
-            self.acc |= ((value >> i) & 1) << self.n;
-            self.n += 1;
-            if self.n == 8 {
-                self.out.push(self.acc as u8);
-                self.acc = 0;
-                self.n = 0;
-            }
-        }
-    }
-
-    /// Appends a Huffman code, most significant bit first.
-    fn code(&mut self, code: u32, len: u32) {
-        for i in (0..len).rev() {
-            self.put((code >> i) & 1, 1);
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        if self.n > 0 {
-            self.out.push(self.acc as u8);
-        }
-        self.out
-    }
-}
-
-fn crc32_of_zeros(len: usize) -> u32 {
-    let table: Vec<u32> = (0..256u32)
-        .map(|mut c| {
-            for _ in 0..8 {
-                c = if c & 1 == 1 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-            c
-        })
-        .collect();
-    let mut crc = !0u32;
-    for _ in 0..len {
-        crc = table[(crc & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
 }
 
 // 9. Time

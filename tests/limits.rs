@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::io::Read;
 use std::time::Duration;
 
 use http_sentinel::{ClientPool, ErrorKind, PoolConfig, RetryPolicy};
@@ -128,31 +129,54 @@ fn a_request_head_larger_than_the_output_buffer_is_an_invalid_request() {
 
 #[test]
 fn a_content_length_of_2_pow_62_does_not_make_the_client_allocate() {
+    // The head only, on a connection the server keeps open: nothing of the body ever comes.
+    let head = "HTTP/1.1 200 OK\r\ncontent-length: 4611686018427387904\r\n\r\n";
     let server = TestServer::builder()
-        .route(
-            "/",
-            raw("HTTP/1.1 200 OK\r\ncontent-length: 4611686018427387904\r\n\r\nonly this"),
-        )
+        .route("/", Behaviour::RawKeepAlive(head.into()))
         .start();
     let pool = pool();
     let client = pool.checkout().unwrap();
+    let limit = 10 * 1024 * 1024;
+    // A declared length over the limit fails at once, naming what the server declared,
+    // without waiting for (or allocating) a byte of the body.
+    let started = std::time::Instant::now();
     let err = client
         .get(&server.url("/"))
         .send()
         .unwrap()
         .bytes()
         .unwrap_err();
-    // The server closed early: a truncated body is an error, never a success.
+    assert_eq!(err.kind(), &ErrorKind::BodyTooLarge(limit), "{err:?}");
     assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Io {
-                kind: std::io::ErrorKind::UnexpectedEof,
-                ..
-            }
-        ),
+        format!("{err:?}").contains("4611686018427387904"),
         "{err:?}"
     );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The same through into_reader: its first read.
+    let started = std::time::Instant::now();
+    let mut reader = client.get(&server.url("/")).send().unwrap().into_reader();
+    let err = reader.read(&mut [0u8; 64]).unwrap_err();
+    let inner = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<http_sentinel::Error>());
+    assert_eq!(
+        inner.map(|e| e.kind()),
+        Some(&ErrorKind::BodyTooLarge(limit)),
+        "{err:?}"
+    );
+    assert!(
+        format!("{err:?}").contains("4611686018427387904"),
+        "{err:?}"
+    );
+    assert!(reader.read(&mut [0u8; 64]).is_err(), "later reads fail too");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(reader);
+    // Neither response's connection went back to the pool: each call opened its own.
+    assert_eq!(server.connections_accepted(), 2);
 
     // The server does send more than the limit: reading stops at the limit.
     let mut flood = b"HTTP/1.1 200 OK\r\ncontent-length: 4611686018427387904\r\n\r\n".to_vec();
@@ -179,18 +203,129 @@ fn an_endless_stream_of_1xx_responses_is_bounded() {
     let pool = pool();
     let started = std::time::Instant::now();
     let result = pool.checkout().unwrap().get(&server.url("/")).send();
-    // Interim responses are consumed one by one (constant memory) and the call still ends:
-    // here when the stream does, otherwise at the deadline.
+    // Interim responses are counted, and the sixth ends the call (Go's net/http cap):
+    // memory stays constant and the call ends long before the stream or the deadline does.
     let err = result.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Protocol, "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// Set in the child process that `a_gzip_bomb_read_with_bytes_peaks_near_the_limit` starts:
+/// the URL of the bomb, served by the parent.
+const BOMB_URL: &str = "SENTINEL_TEST_BOMB_URL";
+const BOMB_LIMIT: u64 = 64 * 1024 * 1024;
+
+#[test]
+fn a_gzip_bomb_read_with_bytes_peaks_near_the_limit() {
+    if let Some(url) = std::env::var_os(BOMB_URL) {
+        return read_the_bomb(url.to_str().unwrap());
+    }
+    if peak_rss().is_none() {
+        eprintln!("no /proc/self/status here: peak memory cannot be measured, test skipped");
+        return;
+    }
+    // 1 GiB of zeros in about 6.5 MiB of gzip, served from this process so that the child's
+    // peak is the client's alone.
+    const INFLATED: usize = 1 + 258 * 4_161_790;
+    let bomb = support::gzip::gzip_bomb(INFLATED);
+    let server = TestServer::builder()
+        .route(
+            "/bomb",
+            Behaviour::Respond(
+                Reply::new(200)
+                    .header("content-encoding", "gzip")
+                    .body(bomb),
+            ),
+        )
+        .start();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_gzip_bomb_read_with_bytes_peaks_near_the_limit",
+        ])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(BOMB_URL, server.url("/bomb"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Io {
-                kind: std::io::ErrorKind::UnexpectedEof,
-                ..
-            }
-        ),
-        "{err:?}"
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(started.elapsed() < Duration::from_secs(6));
+    let growth: u64 = stdout
+        .lines()
+        .find_map(|l| l.split_once("peak growth bytes: "))
+        .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no measurement in {stdout}"));
+    let ratio = growth as f64 / BOMB_LIMIT as f64;
+    eprintln!("peak growth {growth} bytes, {ratio:.2} x the limit");
+    // Vec doubling would hold twice the limit; the body reader must stay near it. The lower
+    // bound shows the measurement saw the body at all.
+    assert!(ratio < 1.3, "peak grew by {ratio:.2} x the limit");
+    assert!(ratio > 0.5, "peak grew by only {ratio:.2} x the limit");
+}
+
+/// The child's half: reads the bomb with `bytes()` and prints how far the peak resident set
+/// grew while it did.
+fn read_the_bomb(url: &str) {
+    let pool = ClientPool::new(
+        PoolConfig::builder()
+            .deadline(Duration::from_secs(120))
+            .retry(RetryPolicy::none())
+            .body_limit(BOMB_LIMIT)
+            .build(),
+    )
+    .unwrap();
+    let client = pool.checkout().unwrap();
+    let response = client.get(url).send().unwrap();
+    // Linux: writing 5 to clear_refs resets the peak to the current resident set.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = peak_rss().unwrap();
+    let err = response.bytes().unwrap_err();
+    let after = peak_rss().unwrap();
+    assert_eq!(err.kind(), &ErrorKind::BodyTooLarge(BOMB_LIMIT), "{err:?}");
+    println!("peak growth bytes: {}", after.saturating_sub(before));
+}
+
+/// The peak resident set of this process (`VmHWM`), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn a_body_read_with_bytes_never_holds_capacity_past_the_limit() {
+    // 40 MiB of zeros under a 48 MiB limit, with no Content-Length to size the buffer by
+    // (it is gzip): a doubling Vec would reach 64 MiB of capacity.
+    const INFLATED: usize = 1 + 258 * 162_568;
+    const LIMIT: u64 = 48 * 1024 * 1024;
+    let server = TestServer::builder()
+        .route(
+            "/zeros",
+            Behaviour::Respond(
+                Reply::new(200)
+                    .header("content-encoding", "gzip")
+                    .body(support::gzip::gzip_of_zeros(INFLATED)),
+            ),
+        )
+        .start();
+    let pool = ClientPool::new(PoolConfig::builder().body_limit(LIMIT).build()).unwrap();
+    let body = pool
+        .checkout()
+        .unwrap()
+        .get(&server.url("/zeros"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(body.len(), INFLATED);
+    assert!(
+        body.capacity() as u64 <= LIMIT + 1,
+        "capacity {} for a {} byte body",
+        body.capacity(),
+        body.len()
+    );
 }

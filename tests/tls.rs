@@ -77,8 +77,19 @@ impl TlsServer {
         )
     }
 
-    /// A server that answers every request with `response`.
+    /// A server that answers every request with `response`, then `close_notify`.
     fn answering(cert: CertificateDer<'static>, key: &KeyPair, response: Vec<u8>) -> TlsServer {
+        Self::answering_then(cert, key, response, true)
+    }
+
+    /// A server that answers every request with `response`, then closes the TCP connection
+    /// with or without sending `close_notify` first.
+    fn answering_then(
+        cert: CertificateDer<'static>,
+        key: &KeyPair,
+        response: Vec<u8>,
+        close_notify: bool,
+    ) -> TlsServer {
         let response = Arc::new(response);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
@@ -113,7 +124,9 @@ impl TlsServer {
                         }
                     }
                     let _ = tls.write_all(&response);
-                    tls.conn.send_close_notify();
+                    if close_notify {
+                        tls.conn.send_close_notify();
+                    }
                     let _ = tls.flush();
                 });
             }
@@ -367,4 +380,55 @@ fn a_redirect_from_https_to_http_is_refused_and_nothing_reaches_the_http_side() 
         [control],
         "the client connected to the http side"
     );
+}
+
+#[test]
+fn a_close_delimited_body_that_ends_without_close_notify_is_an_error() {
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"], false);
+    // No Content-Length, no Transfer-Encoding: only the end of the connection ends the body.
+    let response = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nsecure body".to_vec();
+    let pool = pool_trusting(&[&ca.pem()]);
+    let client = pool.checkout().unwrap();
+
+    // Control: with close_notify the body is known to be whole.
+    let server = TlsServer::answering_then(cert.clone(), &key, response.clone(), true);
+    let r = client.get(&server.url("localhost")).send().unwrap();
+    assert_eq!(r.text().unwrap(), "secure body");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+
+    // Without it the body may have been cut short (RFC 8446 §6.1): an error, not a success,
+    // whether read whole or through a reader.
+    let server = TlsServer::answering_then(cert, &key, response, false);
+    let err = client
+        .get(&server.url("localhost"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::Io {
+                kind: std::io::ErrorKind::UnexpectedEof,
+                may_have_been_processed: true
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(format!("{err:?}").contains("close_notify"), "{err:?}");
+    let mut body = Vec::new();
+    let mut reader = client
+        .get(&server.url("localhost"))
+        .send()
+        .unwrap()
+        .into_reader();
+    let err = reader.read_to_end(&mut body).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err:?}");
+    assert_eq!(
+        body, b"secure body",
+        "the bytes that came are still handed over"
+    );
+    // One connection per request: nothing was retried, and no connection was reused.
+    assert_eq!(server.connections.load(Ordering::SeqCst), 2);
 }

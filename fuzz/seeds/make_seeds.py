@@ -135,6 +135,25 @@ EXCHANGE = [
     # Pipelined 503s and a redirect on one connection: as above only the first is read, and the
     # retries find every further connection refused.
     (response("503 Service Unavailable", ["content-length: 0"]) * 2 + redirect("302 Found", "/next") + response("503 Service Unavailable", ["content-length: 0"]) * 3),
+    # Framing the client must not trust (tests/README.md scenarios 21-23): both framing headers
+    # (read by the chunks; the connection is never reused, so the pipelined second response is
+    # never read), a Transfer-Encoding not ending in chunked, transfer and content coding chains,
+    # floods of interim responses, and final answers in place of 100 Continue.
+    response("200 OK", ["content-length: 3", "transfer-encoding: chunked"], "5\r\nhello\r\n0\r\n\r\n") + ok(),
+    response("200 OK", ["content-length: 3", "transfer-encoding: chunked"], "5\r\nhello\r\n0\r\n\r\n") + E + ok(),
+    response("200 OK", ["transfer-encoding: chunked, gzip"], "5\r\nhello\r\n0\r\n\r\n"),
+    response("200 OK", ["transfer-encoding: gzip"], "hello"),
+    response("200 OK", ["transfer-encoding: gzip, chunked"], "5\r\nhello\r\n0\r\n\r\n"),
+    response("200 OK", ["transfer-encoding: chunked", "transfer-encoding: chunked"], "5\r\nhello\r\n0\r\n\r\n"),
+    response("200 OK", ["content-encoding: gzip, gzip", "content-length: 4"], "\x1f\x8bxx"),
+    response("200 OK", ["content-encoding: " + ", ".join(["gzip"] * 40), "content-length: 4"], "\x1f\x8bxx"),
+    response("200 OK", ["content-encoding: gzip", "content-encoding: identity", "content-length: 2"], "ok"),
+    "HTTP/1.1 100 Continue\r\n\r\n" * 5 + ok(),
+    "HTTP/1.1 100 Continue\r\n\r\n" * 50 + ok(),
+    "HTTP/1.1 102 Processing\n\n" * 6 + ok(),
+    response("417 Expectation Failed", ["content-length: 0"]),
+    response("417 Expectation Failed") + E + ok(),
+    "HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 ]
 
 def write(target, inputs):

@@ -3,6 +3,7 @@
 use ureq::unversioned::transport::Buffers;
 
 use super::conns::BufferSizes;
+use super::framing::HeadScanner;
 
 /// Connection buffers that start small and grow on demand: an idle connection holds a few KiB
 /// instead of ureq's 2 x 128 KiB, while a response header up to the configured maximum still
@@ -16,10 +17,18 @@ pub(crate) struct GrowBuffers {
     end: usize,
     output: Vec<u8>,
     progress: bool,
+    // The response heads arriving in this buffer, checked before ureq parses them (`None`
+    // for the TCP buffers under TLS, which hold ciphertext).
+    scanner: Option<HeadScanner>,
+    // Where in `input` a final response head that ureq has not consumed yet ends: see
+    // `can_use_input`.
+    head_end: Option<usize>,
 }
 
 impl GrowBuffers {
-    pub(crate) fn new(sizes: BufferSizes) -> GrowBuffers {
+    /// Buffers whose input is plaintext HTTP (`scan`: its response heads are checked) or
+    /// the ciphertext under a TLS layer (not).
+    pub(crate) fn new(sizes: BufferSizes, scan: bool) -> GrowBuffers {
         GrowBuffers {
             sizes,
             input: Vec::new(),
@@ -27,7 +36,47 @@ impl GrowBuffers {
             end: 0,
             output: Vec::new(),
             progress: false,
+            scanner: scan.then(|| HeadScanner::new(sizes.max_input)),
+            head_end: None,
         }
+    }
+
+    /// Records `amount` bytes read into the free space, and checks any response head in them.
+    ///
+    /// # Errors
+    ///
+    /// The response is refused (see `framing`); the error goes up through ureq unchanged.
+    pub(super) fn appended(&mut self, amount: usize) -> Result<(), ureq::Error> {
+        let from = self.end;
+        self.input_appended(amount);
+        let Some(scanner) = &mut self.scanner else {
+            return Ok(());
+        };
+        match scanner.scan(&self.input[from..self.end]) {
+            Ok(Some(at)) => self.head_end = Some(from + at),
+            Ok(None) => {}
+            Err(refused) => return Err(ureq::Error::Other(Box::new(refused))),
+        }
+        Ok(())
+    }
+
+    /// A request is about to be written: what arrives next is its response.
+    pub(super) fn request_sent(&mut self) {
+        if let Some(s) = &mut self.scanner {
+            s.request_sent();
+        }
+    }
+
+    /// False once the connection served a response after which it must be closed.
+    pub(super) fn reusable(&self) -> bool {
+        self.scanner.as_ref().is_none_or(HeadScanner::reusable)
+    }
+
+    /// Whether the input now arriving is a body that only the end of the connection ends.
+    pub(super) fn in_close_delimited_body(&self) -> bool {
+        self.scanner
+            .as_ref()
+            .is_some_and(HeadScanner::in_close_delimited_body)
     }
 
     /// Free space to read into, growing (up to the limit) when there is none.
@@ -36,6 +85,7 @@ impl GrowBuffers {
             if self.start > 0 {
                 self.input.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
+                self.head_end = self.head_end.and_then(|e| e.checked_sub(self.start));
                 self.start = 0;
             } else if self.input.len() >= self.sizes.max_input {
                 return Err(ureq::Error::LargeResponseHeader(
@@ -81,9 +131,14 @@ impl Buffers for GrowBuffers {
     fn input_consume(&mut self, amount: usize) {
         self.progress = amount > 0;
         self.start = (self.start + amount).min(self.end);
+        // The hint is used once: consumed past, or looked at without progress, it is gone.
+        if amount == 0 || self.head_end.is_some_and(|e| e <= self.start) {
+            self.head_end = None;
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            self.head_end = None;
             // Give back what one large header needed once it has been read.
             if self.input.len() > self.sizes.input {
                 self.input = vec![0; self.sizes.input];
@@ -104,6 +159,11 @@ impl Buffers for GrowBuffers {
     }
 
     fn can_use_input(&self) -> bool {
-        self.end > self.start && self.progress
+        // ureq reads more before parsing again unless the last parse made progress. When it
+        // waited for `100 Continue` and a final response came instead (RFC 9110 §10.1.1: a
+        // server may answer at once, e.g. 417), ureq-proto leaves that response unconsumed
+        // and ureq would block for bytes that never come while the whole head is already
+        // here. A complete final head not consumed yet is usable input.
+        self.end > self.start && (self.progress || self.head_end.is_some_and(|e| e > self.start))
     }
 }

@@ -9,12 +9,13 @@
 //!   per lookup when a timeout is set.
 //!
 //! One file per piece: `conns` (a client's connection bookkeeping and the deadline it
-//! enforces), `tcp` (sockets with armed timeouts and a one-syscall liveness probe), `tls`
+//! enforces), `framing` (the checks on response heads that ureq-proto leaves out), `tcp` (sockets with armed timeouts and a one-syscall liveness probe), `tls`
 //! (rustls), `buffers` (connection buffers that grow on demand), `resolver` (the caching
 //! resolver); this file wires them into a ureq `Agent`.
 
 mod buffers;
 mod conns;
+mod framing;
 mod resolver;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod scripted;

@@ -45,11 +45,14 @@ impl Connector for ScriptedConnector {
             .map_err(|_| ureq::Error::ConnectionFailed)?
             .push(Vec::new());
         Ok(Some(Box::new(ScriptedTransport {
-            buffers: GrowBuffers::new(BufferSizes {
-                input: details.config.input_buffer_size(),
-                max_input: details.config.max_response_header_size(),
-                output: details.config.output_buffer_size(),
-            }),
+            buffers: GrowBuffers::new(
+                BufferSizes {
+                    input: details.config.input_buffer_size(),
+                    max_input: details.config.max_response_header_size(),
+                    output: details.config.output_buffer_size(),
+                },
+                true,
+            ),
             input: response,
             read: 0,
             script: self.0.clone(),
@@ -88,6 +91,7 @@ impl Transport for ScriptedTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+        self.buffers.request_sent();
         let out = self.buffers.output()[..amount].to_vec();
         if let Some(last) = self
             .script
@@ -107,11 +111,11 @@ impl Transport for ScriptedTransport {
         let n = buf.len().min(self.input.len() - self.read);
         buf[..n].copy_from_slice(&self.input[self.read..self.read + n]);
         self.read += n;
-        self.buffers.input_appended(n);
+        self.buffers.appended(n)?;
         Ok(n > 0)
     }
 
     fn is_open(&mut self) -> bool {
-        self.read < self.input.len()
+        self.buffers.reusable() && self.read < self.input.len()
     }
 }

@@ -58,7 +58,9 @@ impl<In: Transport> Connector<In> for TcpConnector {
                         serial: self.conns.opened(),
                         conns: self.conns.clone(),
                         deadline,
-                        buffers: GrowBuffers::new(self.sizes),
+                        // Under TLS these buffers hold ciphertext; the TLS layer checks
+                        // the plaintext.
+                        buffers: GrowBuffers::new(self.sizes, !details.needs_tls()),
                         read_timeout: None,
                         write_timeout: None,
                         probed_at: None,
@@ -168,6 +170,7 @@ impl Transport for TcpTransport {
             ureq::Timeout::SendRequest,
         );
         self.probed_at = None;
+        self.buffers.request_sent();
         let stream = &self.stream;
         let mut output = &self.buffers.output()[..amount];
         while !output.is_empty() {
@@ -205,12 +208,14 @@ impl Transport for TcpTransport {
             |t| stream.set_read_timeout(t),
             || (&*stream).read(input),
         )?;
-        self.buffers.input_appended(amount);
+        self.buffers.appended(amount)?;
         Ok(amount > 0)
     }
 
     fn is_open(&mut self) -> bool {
-        if self.conns.is_retired(self.serial) {
+        // Retired with its siblings after a stale one, or alone after a response that must
+        // end the connection (`framing`).
+        if self.conns.is_retired(self.serial) || !self.buffers.reusable() {
             return false;
         }
         // Called when the pool hands the connection to a call (and when it takes it back).

@@ -1,7 +1,7 @@
 //! TLS: the rustls configuration of a pool and the connector that wraps TCP in it.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use ureq::unversioned::transport::{
 };
 
 use crate::config::PoolConfig;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Refused};
 
 use super::buffers::GrowBuffers;
 use super::conns::BufferSizes;
@@ -99,7 +99,7 @@ impl Connector<Box<dyn Transport>> for TlsConnector {
             ..NextTimeout::default()
         });
         conn.complete_io(&mut sock)?;
-        let buffers = GrowBuffers::new(self.sizes);
+        let buffers = GrowBuffers::new(self.sizes, true);
         Ok(Some(Box::new(TlsTransport {
             buffers,
             stream: StreamOwned { conn, sock },
@@ -125,6 +125,7 @@ impl Transport for TlsTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
+        self.buffers.request_sent();
         let output = &self.buffers.output()[..amount];
         self.stream.write_all(output)?;
         Ok(())
@@ -133,13 +134,32 @@ impl Transport for TlsTransport {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.stream.get_mut().set_timeout(timeout);
         let input = self.buffers.append_buf()?;
-        let amount = self.stream.read(input)?;
-        self.buffers.input_appended(amount);
+        let amount = match self.stream.read(input) {
+            // rustls: the TCP stream ended without close_notify. ureq takes UnexpectedEof as
+            // the end of a body that only the close ends, but without close_notify an
+            // attacker (or a middlebox) may have cut it short: RFC 8446 §6.1, and curl and Go
+            // fail such a body too. Before a response (a pooled connection the server closed)
+            // and within a framed body, ureq's handling stays right.
+            Err(e)
+                if e.kind() == io::ErrorKind::UnexpectedEof
+                    && self.buffers.in_close_delimited_body() =>
+            {
+                return Err(ureq::Error::Other(Box::new(Refused::new(
+                    ErrorKind::Io {
+                        kind: io::ErrorKind::UnexpectedEof,
+                        may_have_been_processed: true,
+                    },
+                    "tls connection closed without close_notify: the body may be truncated",
+                ))));
+            }
+            r => r?,
+        };
+        self.buffers.appended(amount)?;
         Ok(amount > 0)
     }
 
     fn is_open(&mut self) -> bool {
-        self.stream.get_mut().get_mut().is_open()
+        self.buffers.reusable() && self.stream.get_mut().get_mut().is_open()
     }
 
     fn is_tls(&self) -> bool {

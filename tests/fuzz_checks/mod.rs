@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_sentinel::{
     fuzz_resolve, fuzz_same_origin, retry::parse_retry_after, BreakerConfig, Checkout, ClientPool,
-    PoolConfig, RetryPolicy,
+    PoolConfig, Response, RetryPolicy,
 };
 use ureq::http::Uri;
 
@@ -467,6 +467,7 @@ pub fn client_exchange(data: &[u8]) {
         )
         .breaker(BreakerConfig::disabled())
         .build();
+    let framing: Vec<Option<Framing>> = responses.iter().map(|r| Framing::of(r)).collect();
     let (pool, written) = ClientPool::scripted(config, responses).expect("a scripted pool");
     let client = pool.checkout().expect("a client");
     let result = client
@@ -485,6 +486,11 @@ pub fn client_exchange(data: &[u8]) {
     // are not attempts (`state.attempts -= 1`); they happen at most once per hop.
     // Checked last, so that the wire checks still run on inputs that break it.
     let mut response_url_with_userinfo = None;
+    // The first attempt reads the first scripted response: framing the client must refuse
+    // is never a success (and such errors are not retried).
+    if let (Some(Some(first)), Ok(response)) = (framing.first(), &result) {
+        first.assert_acceptable(response);
+    }
     let (attempts, redirects) = match result {
         Ok(response) => {
             if has_userinfo(&response.url().to_string()) {
@@ -520,6 +526,19 @@ pub fn client_exchange(data: &[u8]) {
         connections.len()
     );
     let requests: Vec<Vec<&str>> = connections.iter().map(|c| split_requests(c)).collect();
+    // A response with both Content-Length and Transfer-Encoding never leaves its connection
+    // for reuse (RFC 9112 §6.3): nothing more is written on it.
+    for (i, conn) in requests.iter().enumerate() {
+        if framing
+            .get(i)
+            .is_some_and(|f| f.as_ref().is_some_and(|f| f.cl_and_te))
+        {
+            assert!(
+                conn.len() <= 1,
+                "connection {i} reused after a CL + TE response"
+            );
+        }
+    }
     let total = requests.iter().map(Vec::len).sum::<usize>();
     assert!(
         total <= (attempts + redirects + 1) as usize,
@@ -638,4 +657,91 @@ fn carries_credentials_any(request: &str) -> bool {
     bearer
         || has_header(request, "x-api-key")
         || credential_bearing_lines(request).any(|l| l.contains(SECRET_A) || l.contains(SECRET_K))
+}
+
+/// The framing facts of a scripted response's leading heads, for inputs simple enough to read
+/// without a full parser: CRLF line ends only, printable ASCII, `HTTP/1.1` status lines.
+/// (The scripted peer hands a connection's bytes over at once, so a pipelined second response
+/// is normally in the buffer already and the connection is closed for that reason; the reuse
+/// check below only bites when a response ends exactly at a buffer boundary.)
+/// `None` for anything else, where no framing invariant is checked.
+#[derive(Debug)]
+struct Framing {
+    /// Interim (1xx, not 101) heads before the first final one.
+    interim: usize,
+    /// The final head's `Transfer-Encoding` codings, when it has the header.
+    te: Option<Vec<String>>,
+    /// Content codings of the final head, `identity` left out.
+    content_codings: usize,
+    cl_and_te: bool,
+}
+
+impl Framing {
+    fn of(response: &[u8]) -> Option<Framing> {
+        // The body may be binary; only the heads are looked at, and they must be clean.
+        let text = String::from_utf8_lossy(response);
+        let mut interim = 0;
+        for head in text.split("\r\n\r\n") {
+            let clean = head
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b) || b == b'\r' || b == b'\n');
+            if !clean || head.replace("\r\n", "").contains(['\r', '\n']) {
+                return None;
+            }
+            let mut lines = head.split("\r\n");
+            let status = lines.next()?.strip_prefix("HTTP/1.1 ")?.get(..3)?;
+            let status: u16 = status.parse().ok()?;
+            if (100..200).contains(&status) && status != 101 {
+                interim += 1;
+                continue;
+            }
+            let (mut te, mut cl, mut ce) = (None::<Vec<String>>, false, 0);
+            for line in lines {
+                let (name, value) = line.split_once(':')?;
+                let codings = value
+                    .split(',')
+                    .map(|c| {
+                        c.split(';')
+                            .next()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
+                    .filter(|c| !c.is_empty());
+                match name.to_ascii_lowercase().as_str() {
+                    "transfer-encoding" => te.get_or_insert_with(Vec::new).extend(codings),
+                    "content-length" => cl = true,
+                    "content-encoding" => ce += codings.filter(|c| c != "identity").count(),
+                    _ => {}
+                }
+            }
+            return Some(Framing {
+                interim,
+                cl_and_te: cl && te.is_some(),
+                te,
+                content_codings: ce,
+            });
+        }
+        None
+    }
+
+    /// The call got `response` from this framing: it must be one the client accepts.
+    fn assert_acceptable(&self, response: &Response) {
+        assert!(
+            self.interim <= 5,
+            "{} interim responses accepted: {response:?}",
+            self.interim
+        );
+        if let Some(te) = &self.te {
+            assert!(
+                te.last().is_some_and(|c| c == "chunked") && te.len() == 1,
+                "transfer-encoding {te:?} accepted: {response:?}"
+            );
+        }
+        assert!(
+            self.content_codings <= 1,
+            "a chain of {} content codings accepted: {response:?}",
+            self.content_codings
+        );
+    }
 }

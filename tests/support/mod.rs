@@ -10,6 +10,7 @@ use http_sentinel::{
     retry::Jitter, BreakerConfig, ClientPool, PoolConfig, PoolConfigBuilder, RetryPolicy,
 };
 
+pub mod gzip;
 pub mod server;
 
 /// Backoff short and predictable enough for tests; 3 attempts.

@@ -49,6 +49,8 @@
 //!   client goes away.
 //! * `Drip`: the complete response one byte per interval, then keep-alive.
 //! * `Raw`: the given bytes, FIN close.
+//! * `RawKeepAlive`: the given bytes, then the next request on the same
+//!   connection (so a test can see whether the client reuses it).
 //! * `Http10`: `HTTP/1.0 200 OK`, no `content-length`, the body, FIN close.
 //! * `Chunked`: `transfer-encoding: chunked`, the body in up to three chunks.
 //!   `ChunkFault::None` ends with `0\r\n\r\n` and keeps the connection;
@@ -177,6 +179,9 @@ pub enum Behaviour {
     Drip { reply: Reply, interval: Duration },
     /// These exact bytes, then a FIN close.
     Raw(Vec<u8>),
+    /// These exact bytes, then keep-alive: the connection serves the next
+    /// request.
+    RawKeepAlive(Vec<u8>),
     /// `HTTP/1.0 200` without `content-length`, this body, then a FIN close.
     Http10(Vec<u8>),
     /// Chunked transfer encoding, possibly broken.
@@ -227,6 +232,7 @@ impl fmt::Debug for Behaviour {
                 .field("interval", interval)
                 .finish(),
             Behaviour::Raw(b) => f.debug_tuple("Raw").field(b).finish(),
+            Behaviour::RawKeepAlive(b) => f.debug_tuple("RawKeepAlive").field(b).finish(),
             Behaviour::Http10(b) => f.debug_tuple("Http10").field(b).finish(),
             Behaviour::Chunked { reply, bad } => f
                 .debug_struct("Chunked")
@@ -283,6 +289,7 @@ pub struct ServerBuilder {
     routes: Vec<(String, Behaviour)>,
     fallback: Behaviour,
     drop_rate: Option<(u32, u64)>,
+    expect_answer: Option<Vec<u8>>,
 }
 
 impl ServerBuilder {
@@ -308,6 +315,16 @@ impl ServerBuilder {
     }
 
     /// Binds `127.0.0.1:0` and starts serving.
+    /// Answers every request that carries `Expect: 100-continue` and a body
+    /// with these bytes instead of `100 Continue`, right after its head. The
+    /// connection then stays open, collecting whatever the client still
+    /// sends, until the client closes it (or the server stops, or 10 s pass);
+    /// the request is logged then, with those bytes as its body.
+    pub fn answer_expect_with(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.expect_answer = Some(bytes.into());
+        self
+    }
+
     pub fn start(self) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback test server");
         let addr = listener.local_addr().expect("test server address");
@@ -323,6 +340,7 @@ impl ServerBuilder {
                 .collect(),
             fallback: route(self.fallback),
             drop_rate: self.drop_rate.filter(|(percent, _)| *percent > 0),
+            expect_answer: self.expect_answer,
             log: Mutex::new(Vec::new()),
             log_changed: Condvar::new(),
             request_count: AtomicUsize::new(0),
@@ -368,6 +386,7 @@ impl TestServer {
             routes: Vec::new(),
             fallback: Behaviour::Respond(Reply::text(404, "not found")),
             drop_rate: None,
+            expect_answer: None,
         }
     }
 
@@ -518,6 +537,7 @@ struct Shared {
     routes: HashMap<String, Route>,
     fallback: Route,
     drop_rate: Option<(u32, u64)>,
+    expect_answer: Option<Vec<u8>>,
     log: Mutex<Vec<LoggedRequest>>,
     log_changed: Condvar,
     request_count: AtomicUsize,
@@ -842,6 +862,31 @@ impl Conn {
     }
 
     /// True once the client has closed its side (or the socket failed).
+    /// Reads whatever the client sends until it closes the connection, the
+    /// server stops, or `READ_TIMEOUT` passes (at most `MAX_BODY` bytes kept).
+    fn collect_until_close(&mut self, shared: &Shared) -> Vec<u8> {
+        let mut got = Vec::new();
+        let until = Instant::now() + READ_TIMEOUT;
+        let _ = self.stream.set_read_timeout(Some(STALL_POLL));
+        while Instant::now() < until && !shared.is_stopping() {
+            match self.stream.read(&mut self.scratch) {
+                Ok(0) => break,
+                Ok(n) if got.len() + n <= MAX_BODY => got.extend_from_slice(&self.scratch[..n]),
+                Ok(_) => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = self.stream.set_read_timeout(Some(READ_TIMEOUT));
+        got
+    }
+
     fn peer_gone(&mut self) -> bool {
         if self.stream.set_nonblocking(true).is_err() {
             return true;
@@ -866,9 +911,12 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 struct Incoming {
     request: LoggedRequest,
     client_close: bool,
+    /// Answered by `answer_expect_with`; the connection is done.
+    answered: bool,
 }
 
 fn read_request(
+    shared: &Shared,
     conn: &mut Conn,
     connection: usize,
     index: usize,
@@ -938,6 +986,15 @@ fn read_request(
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
     if expects_continue && (chunked || content_length > 0) {
         conn.release()?;
+        if let Some(answer) = &shared.expect_answer {
+            conn.write_all(answer)?;
+            request.body = conn.collect_until_close(shared);
+            return Ok(Some(Incoming {
+                request,
+                client_close: true,
+                answered: true,
+            }));
+        }
         conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
     }
     request.body = if chunked {
@@ -948,6 +1005,7 @@ fn read_request(
     Ok(Some(Incoming {
         request,
         client_close,
+        answered: false,
     }))
 }
 
@@ -1182,7 +1240,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream, id: usize) {
             return;
         }
         index += 1;
-        let incoming = match read_request(&mut conn, id, index) {
+        let incoming = match read_request(shared, &mut conn, id, index) {
             Ok(Some(incoming)) => incoming,
             Ok(None) | Err(ReadError::Io) => return,
             Err(error) => {
@@ -1201,6 +1259,10 @@ fn serve_connection(shared: &Shared, stream: TcpStream, id: usize) {
         };
         let request = incoming.request;
         shared.record(request.clone());
+        if incoming.answered {
+            // `answer_expect_with` already answered and waited for the close.
+            return;
+        }
         let behaviour = shared.resolve(&request);
         if let (Some(point), Some(dropper)) = (drop_point, dropper.as_mut()) {
             if conn.release().is_err() {
@@ -1310,6 +1372,7 @@ fn act(
             Next::KeepAlive
         }
         Behaviour::Raw(bytes) => send(conn, &bytes, Next::Close),
+        Behaviour::RawKeepAlive(bytes) => send(conn, &bytes, Next::KeepAlive),
         Behaviour::Http10(body) => send(conn, &http10_bytes(&body).0, Next::Close),
         Behaviour::Chunked { reply, bad } => {
             let (bytes, _) = chunked_bytes(&reply, bad, head_only, client_close);
