@@ -340,6 +340,6 @@ mod tests {
             &mut |_| panic!("nothing to blank"),
         );
         assert!(found.location.is_none());
-        assert_eq!(location_secrets(b"//u@h.test/", &[]), [2..3]);
+        assert_eq!(location_secrets(b"//u@h.test/", &[]), vec![(2..3)]);
     }
 }

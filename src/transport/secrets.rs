@@ -46,10 +46,13 @@ pub(crate) struct Secrets {
     state: Mutex<State>,
 }
 
+/// A placeholder token and the real bytes it stands for.
+type Swap = (Box<[u8]>, Box<[u8]>);
+
 #[derive(Debug, Default)]
 struct State {
     /// Placeholder -> real bytes, for the running exchange.
-    swaps: Vec<(Box<[u8]>, Box<[u8]>)>,
+    swaps: Vec<Swap>,
     /// Query parameter names whose values are secret, for the running exchange.
     query_names: Vec<String>,
     received: Received,
