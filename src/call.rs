@@ -33,6 +33,8 @@ pub(crate) struct Call {
     pub(crate) headers: HeaderMap,
     /// Headers the caller marked as credentials, dropped cross-origin like `Authorization`.
     pub(crate) sensitive: Vec<HeaderName>,
+    /// Query parameters the caller marked as secret: sent for real, shown as `***`.
+    pub(crate) sensitive_query: Vec<String>,
     pub(crate) body: Body,
     pub(crate) timeout: Duration,
     /// Whether `timeout` was set for this call rather than taken from the pool.

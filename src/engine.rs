@@ -524,12 +524,23 @@ impl Engine {
     }
 
     /// Sends one attempt of `call` through the agent.
+    ///
+    /// No secret passes through ureq (which logs the request line and hex-dumps whole heads
+    /// at `trace`): ureq gets placeholders, which the transport swaps for the real values in
+    /// the request head on its way to the socket; the response's secrets, which the transport
+    /// took out of the head before ureq read it, are put back here.
     fn send(&self, call: &mut Call, timeout: Option<Duration>) -> Result<HttpResponse, Error> {
+        let secrets = self.conns.secrets();
+        let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
+        let (uri, headers) = match &disguised {
+            Some((uri, headers)) => (uri, headers),
+            None => (&call.uri, &call.headers),
+        };
         let mut builder = http::Request::builder()
             .method(call.method.clone())
-            .uri(call.uri.clone());
+            .uri(uri.clone());
         if let Some(h) = builder.headers_mut() {
-            h.clone_from(&call.headers);
+            h.clone_from(headers);
         }
         let result = match &mut call.body {
             Body::None => self.run_request(builder.body(()), timeout),
@@ -541,7 +552,9 @@ impl Engine {
                 )),
             },
         };
-        result.map_err(|e| e.with_host(&call.host))
+        let mut response = result.map_err(|e| e.with_host(&call.host))?;
+        secrets.restore(response.headers_mut());
+        Ok(response)
     }
 
     fn run_request<S: ureq::AsSendBody>(

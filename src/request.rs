@@ -48,6 +48,7 @@ pub struct RequestBuilder<'c> {
     query: String,
     headers: HeaderMap,
     sensitive: Vec<HeaderName>,
+    sensitive_query: Vec<String>,
     body: Body,
     timeout: Option<Duration>,
     policy: Option<RetryPolicy>,
@@ -70,7 +71,7 @@ impl fmt::Debug for RequestBuilder<'_> {
             .collect();
         f.debug_struct("RequestBuilder")
             .field("method", &self.method)
-            .field("url", &url::redact_url(&self.url))
+            .field("url", &url::redact_query(&self.url, &self.sensitive_query))
             .field("headers", &headers)
             .finish_non_exhaustive()
     }
@@ -93,6 +94,7 @@ impl<'c> RequestBuilder<'c> {
             query: String::new(),
             headers: HeaderMap::new(),
             sensitive: Vec::new(),
+            sensitive_query: Vec::new(),
             body: Body::None,
             timeout: None,
             policy: None,
@@ -210,6 +212,34 @@ impl<'c> RequestBuilder<'c> {
     /// ```
     pub fn query(mut self, key: &str, value: &str) -> Self {
         url::push_query_pair(&mut self.query, key, value);
+        self
+    }
+
+    /// Marks a query parameter (for example `api_key`) as a secret: its value is sent for real
+    /// on the wire, but shows as `***` in this builder's `Debug` output, in errors, in
+    /// [`Response::url`] and in every log record (ureq underneath included: it is handed a
+    /// placeholder instead, which the transport swaps for the real value as the request head
+    /// goes out). Names are compared with the percent-decoded parameter names, case-sensitively;
+    /// this applies to parameters in the URL and to those added with
+    /// [`query`](Self::query), before or after this call, and to a redirect target's query.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let request = client
+    ///     .get("http://127.0.0.1:8080/v1/quotes?api_key=s3cret")
+    ///     .sensitive_query("api_key");
+    /// assert!(!format!("{request:?}").contains("s3cret"));
+    /// let response = request.send()?;
+    /// assert_eq!(response.url().query(), Some("api_key=***"));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn sensitive_query(mut self, name: &str) -> Self {
+        self.sensitive_query.push(name.to_owned());
         self
     }
 
@@ -383,7 +413,7 @@ impl<'c> RequestBuilder<'c> {
             target.push(if target.contains('?') { '&' } else { '?' });
             target.push_str(&self.query);
         }
-        let (uri, userinfo) = url::parse(&target)?;
+        let (uri, userinfo) = url::parse(&target, &self.sensitive_query)?;
         if let Some(userinfo) = userinfo {
             if !self.headers.contains_key(AUTHORIZATION) {
                 self.headers
@@ -397,6 +427,7 @@ impl<'c> RequestBuilder<'c> {
             uri,
             headers: self.headers,
             sensitive: self.sensitive,
+            sensitive_query: self.sensitive_query,
             body: self.body,
             timeout: self.timeout.unwrap_or(deadline),
             custom_timeout: self.timeout.is_some(),

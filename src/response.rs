@@ -12,6 +12,7 @@ use ureq::http::{self, HeaderMap, StatusCode, Uri};
 use crate::call::Call;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::metrics::HostCounters;
+use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
 /// [`bytes`](Response::bytes), [`json`](Response::json) or
@@ -68,7 +69,7 @@ impl Response {
         Response {
             status: parts.status,
             headers: parts.headers,
-            uri: call.uri,
+            uri: redact_uri(&call.uri, &call.sensitive_query),
             host: call.host,
             attempts: f.attempts,
             redirects: f.redirects,
@@ -135,7 +136,10 @@ impl Response {
     }
 
     /// The URL that answered, after redirects. It never holds credentials: userinfo is moved
-    /// into an `Authorization` header before the request is sent.
+    /// into an `Authorization` header before the request is sent, and the value of each query
+    /// parameter marked with
+    /// [`RequestBuilder::sensitive_query`](crate::RequestBuilder::sensitive_query) shows as
+    /// `***` here (it was sent for real).
     ///
     /// # Examples
     ///

@@ -1,6 +1,8 @@
 //! URLs: validation of what callers pass, the userinfo split, redaction for logs and errors,
 //! origins, and the `host:port` key that names a host in breakers, budgets and metrics.
 
+use std::ops::Range;
+
 use base64::Engine as _;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use ureq::http::{HeaderValue, Uri};
@@ -18,13 +20,16 @@ const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 /// Parses and checks a caller's URL: http(s) only, a host, a numeric port, no spaces or
 /// control characters. Returns the URL without its userinfo, and the userinfo
 /// percent-decoded (`user:password`), which travels only as an `Authorization` header.
-pub(crate) fn parse(url: &str) -> Result<(Uri, Option<Vec<u8>>), Error> {
+pub(crate) fn parse(url: &str, secret_query: &[String]) -> Result<(Uri, Option<Vec<u8>>), Error> {
     if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(Error::invalid("url contains a space or control character"));
     }
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| Error::invalid(format!("malformed url {:?}", redact_url(url))))?;
+    let uri: Uri = url.parse().map_err(|_| {
+        Error::invalid(format!(
+            "malformed url {:?}",
+            redact_query(url, secret_query)
+        ))
+    })?;
     // The scheme is checked before the userinfo is split off: `@e` parses as a bare
     // authority, and must not come out of the split as `http://e/`.
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
@@ -78,6 +83,64 @@ pub(crate) fn push_query_pair(query: &mut String, key: &str, value: &str) {
     query.extend(utf8_percent_encode(key, QUERY_COMPONENT));
     query.push('=');
     query.extend(utf8_percent_encode(value, QUERY_COMPONENT));
+}
+
+/// The byte ranges, within `query` (without its `?`), of the values of the pairs whose name
+/// (percent-decoded) is one of `names`. A pair without `=` has no value to hide.
+pub(crate) fn sensitive_query_values(query: &str, names: &[String]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    if names.is_empty() {
+        return out;
+    }
+    let mut at = 0;
+    for pair in query.split('&') {
+        if let Some((key, value)) = pair.split_once('=') {
+            let key = percent_decode_str(key).decode_utf8_lossy();
+            if !value.is_empty() && names.iter().any(|n| *n == key) {
+                let start = at + pair.len() - value.len();
+                out.push(start..start + value.len());
+            }
+        }
+        at += pair.len() + 1;
+    }
+    out
+}
+
+/// `url` with the values of the query parameters named in `names` replaced by `***` (and its
+/// userinfo too, as [`redact_url`]), safe to log or print.
+pub(crate) fn redact_query(url: &str, names: &[String]) -> String {
+    let url = redact_url(url);
+    let Some(q) = url.find('?') else {
+        return url;
+    };
+    let end = url[q..].find('#').map_or(url.len(), |i| q + i);
+    let query = &url[q + 1..end];
+    let ranges = sensitive_query_values(query, names);
+    if ranges.is_empty() {
+        return url;
+    }
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..=q]);
+    let mut at = 0;
+    for r in ranges {
+        out.push_str(&query[at..r.start]);
+        out.push_str("***");
+        at = r.end;
+    }
+    out.push_str(&query[at..]);
+    out.push_str(&url[end..]);
+    out
+}
+
+/// `uri` with the values of the query parameters named in `names` shown as `***`.
+pub(crate) fn redact_uri(uri: &Uri, names: &[String]) -> Uri {
+    if names.is_empty() || uri.query().is_none() {
+        return uri.clone();
+    }
+    // `*` is a sub-delimiter (RFC 3986 §2.2): the redacted URI still parses.
+    redact_query(&uri.to_string(), names)
+        .parse()
+        .unwrap_or_else(|_| uri.clone())
 }
 
 /// Whether the authority ends in `:` and something other than a port number (the http crate
@@ -227,6 +290,25 @@ mod tests {
             assert_eq!(redact_url(url), want, "{url}");
         }
         assert_eq!(redact_url("no scheme u:p@h"), "no scheme u:p@h");
+    }
+
+    #[test]
+    fn sensitive_query_values_are_found_and_redacted() {
+        let names = ["api_key".to_string(), "t ok".to_string()];
+        let q = "a=1&api_key=s3c&b=&api_key=&t%20ok=x&api_keyx=y&api_key";
+        let found: Vec<&str> = sensitive_query_values(q, &names)
+            .into_iter()
+            .map(|r| &q[r])
+            .collect();
+        assert_eq!(found, ["s3c", "x"]);
+        assert_eq!(
+            redact_query("https://u:p@h.test/x?api_key=s3c&b=2#api_key=f", &names),
+            "https://***@h.test/x?api_key=***&b=2#api_key=f"
+        );
+        assert_eq!(redact_query("http://h.test/x", &names), "http://h.test/x");
+        let uri: Uri = "http://h.test/x?api_key=s3c".parse().unwrap();
+        assert_eq!(redact_uri(&uri, &names), "http://h.test/x?api_key=***");
+        assert_eq!(redact_uri(&uri, &[]), uri);
     }
 
     #[test]

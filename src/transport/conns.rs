@@ -1,5 +1,5 @@
 //! A client's connection bookkeeping (connections opened, the call's deadline, retiring
-//! pooled connections) and the limit that a blocking step must not pass.
+//! pooled connections, the secrets vault) and the limit that a blocking step must not pass.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use ureq::unversioned::transport::NextTimeout;
 
 use crate::retry::later;
+
+use super::secrets::Secrets;
 
 /// Buffer sizes of every connection: where input starts, how far it may grow (the largest
 /// response header accepted), and the fixed output size.
@@ -31,6 +33,8 @@ pub(crate) struct Connections {
     /// re-read the clock and recompute every phase's limit several times per request.
     deadline: AtomicU64,
     base: Instant,
+    /// The placeholders of the running exchange and what they stand for.
+    secrets: Secrets,
 }
 
 impl Connections {
@@ -40,7 +44,13 @@ impl Connections {
             retired_below: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
             base: Instant::now(),
+            secrets: Secrets::new(),
         }
+    }
+
+    /// The vault of the secrets kept out of ureq's sight (`secrets.rs`).
+    pub(crate) fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// Connections opened so far. Only the owning client's thread writes it: Relaxed is enough.

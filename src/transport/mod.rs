@@ -8,17 +8,25 @@
 //! - [`CachingResolver`] caches lookups: ureq resolves before every request, and spawns a thread
 //!   per lookup when a timeout is set.
 //!
+//! - [`SwapConnector`] wraps every connection, whatever carries it, in the head filter that
+//!   keeps secrets out of ureq (and so out of its trace wire dumps).
+//!
 //! One file per piece: `conns` (a client's connection bookkeeping and the deadline it
-//! enforces), `framing` (the checks on response heads that ureq-proto leaves out), `tcp` (sockets with armed timeouts and a one-syscall liveness probe), `tls`
+//! enforces), `framing` (the checks on response heads that ureq-proto leaves out), `tcp`
+//! (sockets with armed timeouts and a one-syscall liveness probe), `tls`
 //! (rustls), `buffers` (connection buffers that grow on demand), `resolver` (the caching
-//! resolver); this file wires them into a ureq `Agent`.
+//! resolver), `secrets` (placeholders and what they stand for), `heads` (the filter that
+//! swaps them in request heads and blanks secrets in response heads); this file wires them
+//! into a ureq `Agent`.
 
 mod buffers;
 mod conns;
 mod framing;
+mod heads;
 mod resolver;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod scripted;
+mod secrets;
 mod tcp;
 mod tls;
 
@@ -34,6 +42,7 @@ use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
 
 use conns::BufferSizes;
+use heads::SwapConnector;
 use resolver::CachingResolver;
 use tcp::TcpConnector;
 use tls::TlsConnector;
@@ -75,7 +84,10 @@ pub(crate) fn agent(
         .build();
     #[cfg(feature = "fuzzing")]
     if let Some(script) = script {
-        let connector = scripted::ScriptedConnector(script.clone());
+        let connector = SwapConnector {
+            inner: scripted::ScriptedConnector(script.clone()),
+            conns: conns.clone(),
+        };
         let agent = Agent::with_parts(config, connector, scripted::ScriptedResolver);
         return (agent, ureq_timeouts);
     }
@@ -121,7 +133,10 @@ pub(crate) fn connector(
             connect_timeout,
         });
     CountingConnector {
-        inner: chain,
+        inner: SwapConnector {
+            inner: chain,
+            conns: conns.clone(),
+        },
         conns,
     }
 }
