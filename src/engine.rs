@@ -64,6 +64,8 @@ struct CallState {
     refused: u32,
     stale_replays: u32,
     redirects: u32,
+    /// Response header bytes of the redirect chain so far (see `charge_head`).
+    header_bytes: usize,
 }
 
 /// What the attempts at one URL (one hop of a redirect chain) have done so far.
@@ -114,6 +116,7 @@ impl CallState {
             refused: 0,
             stale_replays: 0,
             redirects: 0,
+            header_bytes: 0,
         }
     }
 
@@ -365,7 +368,7 @@ impl Engine {
     fn classify(
         &self,
         call: &Call,
-        state: &CallState,
+        state: &mut CallState,
         policy: &RetryPolicy,
         result: Result<HttpResponse, Error>,
     ) -> Result<Step, Error> {
@@ -387,10 +390,14 @@ impl Engine {
             }
         };
         if let Some(next) = self.redirect(call, &response, state.redirects)? {
+            self.charge_head(state, &response)?;
             return Ok(Step::Redirect(response, next));
         }
         let status = response.status();
         if !(policy.is_retryable_status(status.as_u16()) && call.retryable(policy)) {
+            if state.redirects > 0 {
+                self.charge_head(state, &response)?;
+            }
             return Ok(Step::Done(response));
         }
         let server_wait = response
@@ -405,6 +412,32 @@ impl Engine {
         }))
     }
 
+    /// Adds `response`'s header bytes to the chain's total and fails once the total passes
+    /// `max_header_size`. curl caps the sum of the headers of a transfer, redirects included,
+    /// and so does this: each response is checked against the limit by the transport, but
+    /// without a total a chain of ten hops could hand the client ten times the limit. A
+    /// header counts its name, its value and 4 framing bytes (`: ` and CRLF), as on the wire
+    /// (the status line is not counted). Responses that are retried are not part of the chain.
+    fn charge_head(&self, state: &mut CallState, response: &HttpResponse) -> Result<(), Error> {
+        let bytes: usize = response
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        state.header_bytes = state.header_bytes.saturating_add(bytes);
+        let limit = self.shared.config.max_header_size;
+        if state.header_bytes > limit {
+            return Err(
+                Error::new(ErrorKind::HeaderTooLarge(limit)).with_source(format!(
+                    "the responses of the redirect chain sent {} header bytes in all \
+                     (after {} redirects), over the {limit} byte total",
+                    state.header_bytes, state.redirects
+                )),
+            );
+        }
+        Ok(())
+    }
+
     /// The next hop when `response` is a redirect to follow.
     fn redirect(
         &self,
@@ -416,13 +449,15 @@ impl Engine {
         if config.max_redirects == 0 || !response.status().is_redirection() {
             return Ok(None);
         }
-        let location = response
+        let locations: Vec<&str> = response
             .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok());
+            .get_all(LOCATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         let hop = redirect::next_hop(
             response.status(),
-            location,
+            &locations,
             &call.uri,
             &call.method,
             config.allow_https_downgrade,
