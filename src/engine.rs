@@ -46,6 +46,8 @@ pub(crate) struct Engine {
     conns: Arc<Connections>,
     // Whether ureq enforces the deadline (through a proxy) instead of the transport.
     ureq_timeouts: bool,
+    // The proxy's NO_PROXY list, or why nothing may be sent.
+    route: transport::Route,
     shared: Arc<Shared>,
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes the engine `!Sync`.
@@ -143,7 +145,11 @@ impl HopState {
 impl Engine {
     pub(crate) fn new(shared: Arc<Shared>) -> Engine {
         let conns = Arc::new(Connections::new());
-        let (agent, ureq_timeouts) = transport::agent(
+        let transport::ClientAgent {
+            agent,
+            ureq_timeouts,
+            route,
+        } = transport::agent(
             &shared.config,
             &shared.tls,
             &conns,
@@ -154,6 +160,7 @@ impl Engine {
             agent,
             conns,
             ureq_timeouts,
+            route,
             hosts: LocalHosts::new(&shared),
             shared,
             discard: Cell::new(false),
@@ -560,6 +567,10 @@ impl Engine {
 
     /// Sends one attempt of `call` through the agent.
     fn send(&self, call: &mut Call, timeout: Option<Duration>) -> Result<HttpResponse, Error> {
+        if let Some(refused) = self.route.refusal() {
+            return Err(refused.with_host(&call.host));
+        }
+        let direct = self.route.bypasses(&call.uri);
         let mut builder = http::Request::builder()
             .method(call.method.clone())
             .uri(call.uri.clone());
@@ -567,10 +578,13 @@ impl Engine {
             h.clone_from(&call.headers);
         }
         let result = match &mut call.body {
-            Body::None => self.run_request(builder.body(()), timeout),
-            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout),
+            Body::None => self.run_request(builder.body(()), timeout, direct),
+            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout, direct),
             Body::Stream(r) => match r.take() {
-                Some(r) => self.run_request(builder.body(SendBody::from_owned_reader(r)), timeout),
+                Some(r) => {
+                    let body = SendBody::from_owned_reader(r);
+                    self.run_request(builder.body(body), timeout, direct)
+                }
                 None => Err(Error::invalid(
                     "a streamed body was already sent and cannot be sent again",
                 )),
@@ -583,15 +597,24 @@ impl Engine {
         &self,
         request: Result<http::Request<S>, http::Error>,
         timeout: Option<Duration>,
+        direct: bool,
     ) -> Result<HttpResponse, Error> {
         let request = request.map_err(|e| Error::invalid(e.to_string()))?;
-        let request = match timeout {
-            Some(t) => self
-                .agent
-                .configure_request(request)
-                .timeout_global(Some(t))
-                .build(),
-            None => request,
+        let request = match (timeout, direct) {
+            (None, false) => request,
+            // A target on the NO_PROXY list goes direct: the proxy is taken off for this
+            // request only (ureq's own NO_PROXY matching knows no CIDR blocks, so it is not
+            // given the list).
+            (t, direct) => {
+                let mut c = self.agent.configure_request(request);
+                if let Some(t) = t {
+                    c = c.timeout_global(Some(t));
+                }
+                if direct {
+                    c = c.proxy(None);
+                }
+                c.build()
+            }
         };
         self.agent
             .run(request)

@@ -475,6 +475,19 @@ impl From<Error> for io::Error {
 
 /// Maps a ureq error to the crate's kinds. ureq reports many distinct failures through
 /// `Io`, so the io kind and the phase decide.
+/// The transport's refusal to connect around a configured proxy, carried through ureq as
+/// `ureq::Error::Other` and reported as [`ErrorKind::InvalidConfig`].
+#[derive(Debug)]
+pub(crate) struct ProxyUnusable(pub(crate) &'static str);
+
+impl fmt::Display for ProxyUnusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl StdError for ProxyUnusable {}
+
 pub(crate) fn from_ureq(e: ureq::Error, request_sent: bool) -> Error {
     use ureq::Error as U;
     let kind = match &e {
@@ -508,7 +521,10 @@ pub(crate) fn from_ureq(e: ureq::Error, request_sent: bool) -> Error {
         U::Decompress(_, _) => ErrorKind::Protocol,
         U::Other(o) => match o.downcast_ref::<rustls::Error>() {
             Some(r) => ErrorKind::Tls(tls_failure(r)),
-            None => ErrorKind::Other,
+            None => match o.downcast_ref::<ProxyUnusable>() {
+                Some(p) => ErrorKind::InvalidConfig(format!("proxy: {p}")),
+                None => ErrorKind::Other,
+            },
         },
         _ => ErrorKind::Other,
     };

@@ -5,6 +5,10 @@
 //!   ran on a reused one.
 //! - [`TlsConnector`] wraps TCP in rustls with the webpki roots plus the pool's private CAs
 //!   (ureq's `RootCerts` is either/or), TLS 1.2+ only, verification always on.
+//! - [`ForwardProxyConnector`] sends plain-http requests to an HTTP proxy in absolute form
+//!   instead of ureq's `CONNECT` tunnel; `proxy` reads the proxy setting (the environment's
+//!   too) and refuses one this build cannot use; `no_proxy` matches `NO_PROXY`, CIDR blocks
+//!   included.
 //! - [`CachingResolver`] caches lookups: ureq resolves before every request, and spawns a thread
 //!   per lookup when a timeout is set.
 //!
@@ -15,6 +19,9 @@
 
 mod buffers;
 mod conns;
+mod forward;
+mod no_proxy;
+mod proxy;
 mod resolver;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod scripted;
@@ -33,6 +40,8 @@ use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
 
 use conns::BufferSizes;
+use forward::ForwardProxyConnector;
+use no_proxy::NoProxy;
 use resolver::CachingResolver;
 use tcp::TcpConnector;
 use tls::TlsConnector;
@@ -40,74 +49,133 @@ use tls::TlsConnector;
 pub(crate) use conns::Connections;
 pub(crate) use tls::tls_config;
 
-/// The ureq agent of one client, wired to this module's connector and resolver, and whether
-/// ureq itself must enforce the call's deadline (through a proxy, whose connections ureq
-/// makes itself; otherwise the transport enforces the deadline and the connect timeout).
+/// One client's ureq agent and what the engine must know about how it connects.
+pub(crate) struct ClientAgent {
+    pub(crate) agent: Agent,
+    /// Whether ureq itself must enforce the call's deadline (through a proxy, whose
+    /// connections ureq makes itself; otherwise the transport enforces the deadline and the
+    /// connect timeout).
+    pub(crate) ureq_timeouts: bool,
+    pub(crate) route: Route,
+}
+
+/// How a client's requests reach their targets: the proxy's `NO_PROXY` list, or why
+/// nothing may be sent at all.
+#[derive(Debug, Default)]
+pub(crate) struct Route {
+    no_proxy: Option<NoProxy>,
+    /// Set when the proxy read from the environment for this client cannot be used (it was
+    /// usable when the pool was built): every request fails rather than going direct.
+    refusal: Option<String>,
+}
+
+impl Route {
+    /// Whether a request to `uri` goes direct although a proxy is configured: its host is
+    /// on the `NO_PROXY` list. The engine then takes the proxy off at the request level.
+    pub(crate) fn bypasses(&self, uri: &ureq::http::Uri) -> bool {
+        match (&self.no_proxy, uri.host()) {
+            (Some(list), Some(host)) => list.matches(host),
+            _ => false,
+        }
+    }
+
+    /// The error every request of this client fails with, if any.
+    pub(crate) fn refusal(&self) -> Option<Error> {
+        let why = self.refusal.as_ref()?;
+        Some(Error::new(ErrorKind::InvalidConfig(why.clone())))
+    }
+}
+
+/// The ureq agent of one client, wired to this module's connector and resolver. A
+/// `Proxy::FromEnv` proxy is read from the environment here, once per client.
 pub(crate) fn agent(
     c: &PoolConfig,
     tls: &Arc<ClientConfig>,
     conns: &Arc<Connections>,
     #[cfg(feature = "fuzzing")] script: Option<&Arc<scripted::Script>>,
-) -> (Agent, bool) {
-    let proxy = match &c.proxy {
-        crate::config::Proxy::None => None,
-        crate::config::Proxy::FromEnv => ureq::Proxy::try_from_env(),
-        // Checked when the pool was built.
-        crate::config::Proxy::Url(u) => ureq::Proxy::new(u).ok(),
+) -> ClientAgent {
+    let mut route = Route::default();
+    let proxy = match proxy::setup(&c.proxy) {
+        Ok(setup) => setup.map(|s| {
+            route.no_proxy = Some(s.no_proxy);
+            s.proxy
+        }),
+        Err(e) => {
+            route.refusal = Some(match e.kind() {
+                ErrorKind::InvalidConfig(why) => why.clone(),
+                other => other.to_string(),
+            });
+            None
+        }
     };
     let ureq_timeouts = proxy.is_some();
-    let config = Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .allow_non_standard_methods(true)
-        .proxy(proxy)
-        .user_agent(c.user_agent.as_str())
-        .timeout_global(ureq_timeouts.then_some(c.deadline))
-        .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
-        .max_idle_connections(c.max_idle)
-        .max_idle_connections_per_host(c.max_idle_per_host)
-        .max_idle_age(c.idle_age)
-        .input_buffer_size(c.input_buffer)
-        .output_buffer_size(c.output_buffer)
-        .max_response_header_size(c.max_header_size)
-        .build();
+    let config = |proxy: Option<ureq::Proxy>| {
+        Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .allow_non_standard_methods(true)
+            .proxy(proxy)
+            .user_agent(c.user_agent.as_str())
+            .timeout_global(ureq_timeouts.then_some(c.deadline))
+            .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
+            .max_idle_connections(c.max_idle)
+            .max_idle_connections_per_host(c.max_idle_per_host)
+            .max_idle_age(c.idle_age)
+            .input_buffer_size(c.input_buffer)
+            .output_buffer_size(c.output_buffer)
+            .max_response_header_size(c.max_header_size)
+            .build()
+    };
+    let direct = config(None);
+    let config = config(proxy);
     #[cfg(feature = "fuzzing")]
     if let Some(script) = script {
         let connector = scripted::ScriptedConnector(script.clone());
         let agent = Agent::with_parts(config, connector, scripted::ScriptedResolver);
-        return (agent, ureq_timeouts);
+        return ClientAgent {
+            agent,
+            ureq_timeouts,
+            route,
+        };
     }
     let sizes = BufferSizes {
         input: c.input_buffer,
         max_input: c.max_header_size,
         output: c.output_buffer,
     };
-    let connector = connector(tls.clone(), conns.clone(), sizes, c.connect_timeout);
+    let connector = connector(tls.clone(), conns.clone(), sizes, c.connect_timeout, direct);
     let resolver = CachingResolver::new(c.dns_ttl, c.dns_negative_ttl, conns.clone());
-    (
-        Agent::with_parts(config, connector, resolver),
+    ClientAgent {
+        agent: Agent::with_parts(config, connector, resolver),
         ureq_timeouts,
-    )
-}
-
-/// Refuses a proxy URL that ureq cannot use, when the pool is built rather than per request.
-pub(crate) fn check_proxy(proxy: &crate::config::Proxy) -> Result<(), Error> {
-    if let crate::config::Proxy::Url(u) = proxy {
-        ureq::Proxy::new(u)
-            .map_err(|_| Error::new(ErrorKind::InvalidConfig("proxy url is invalid".into())))?;
+        route,
     }
-    Ok(())
 }
 
-/// The connector chain of one client: proxy CONNECT, TCP, TLS, counted.
+/// Refuses a proxy the pool cannot use (an invalid URL, a SOCKS proxy without the `socks`
+/// feature), from `Proxy::Url` or from the environment for `Proxy::FromEnv`, when the pool
+/// is built rather than per request.
+pub(crate) fn check_proxy(p: &crate::config::Proxy) -> Result<(), Error> {
+    proxy::setup(p).map(drop)
+}
+
+/// The connector chain of one client: forwarding to an HTTP proxy (http targets), SOCKS
+/// (feature `socks`), proxy CONNECT (https targets), TCP, TLS, counted. `direct` is the
+/// agent's configuration without its proxy, for connecting to the proxy itself.
 pub(crate) fn connector(
     tls: Arc<ClientConfig>,
     conns: Arc<Connections>,
     sizes: BufferSizes,
     connect_timeout: Duration,
+    direct: ureq::config::Config,
 ) -> impl Connector {
-    let chain = ()
+    let chain = ().chain(ForwardProxyConnector { direct });
+    // ureq's SOCKS connector: a SOCKS proxy's connection is made before TCP, and TCP passes
+    // it on (it never dials the target itself while a proxy is configured).
+    #[cfg(feature = "socks")]
+    let chain = chain.chain(ureq::unversioned::transport::SocksConnector::default());
+    let chain = chain
         .chain(ConnectProxyConnector::default())
         .chain(TcpConnector {
             sizes,
