@@ -10,7 +10,9 @@ use http_sentinel::{
     retry::Jitter, BreakerConfig, ClientPool, PoolConfig, PoolConfigBuilder, RetryPolicy,
 };
 
+pub mod proxy;
 pub mod server;
+pub mod socks;
 
 /// Backoff short and predictable enough for tests; 3 attempts.
 pub fn fast() -> RetryPolicy {
