@@ -298,6 +298,24 @@ mod socks {
     }
 
     #[test]
+    fn a_large_response_head_through_socks_is_read_up_to_the_header_limit() {
+        scenario(|| {
+            let big = Reply::text(200, "big").header("x-pad", "p".repeat(20 * 1024));
+            let target = TestServer::builder()
+                .route("/big", Behaviour::Respond(big))
+                .start();
+            let socks = Socks5Server::start(None);
+            let pool = pool_with(Proxy::Url(format!("socks5://{}", socks.addr())));
+            let client = pool.checkout().unwrap();
+            // 20 KiB: over the 8 KiB initial buffer, under the 64 KiB limit.
+            let response = client.get(&target.url("/big")).send().unwrap();
+            assert_eq!(response.header("x-pad").map(str::len), Some(20 * 1024));
+            assert_eq!(response.text().unwrap(), "big");
+            assert_eq!(socks.handshakes().len(), 1);
+        });
+    }
+
+    #[test]
     fn with_the_socks_proxy_down_the_call_fails_and_nothing_goes_direct() {
         scenario(|| {
             let target = target();

@@ -109,6 +109,20 @@ pub(crate) fn agent(
         }
     };
     let ureq_timeouts = proxy.is_some();
+    // ureq's SOCKS connector makes its own socket with fixed-size buffers of this size, which
+    // cannot grow like ours: give them room for the largest head accepted, or a head over
+    // `input_buffer` would fail as an end of file. Only SOCKS connections use this setting.
+    let socks = proxy.as_ref().is_some_and(|p| {
+        !matches!(
+            p.protocol(),
+            ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https
+        )
+    });
+    let ureq_input = if socks {
+        c.input_buffer.max(c.max_header_size)
+    } else {
+        c.input_buffer
+    };
     let config = |proxy: Option<ureq::Proxy>| {
         Agent::config_builder()
             .http_status_as_error(false)
@@ -122,7 +136,7 @@ pub(crate) fn agent(
             .max_idle_connections(c.max_idle)
             .max_idle_connections_per_host(c.max_idle_per_host)
             .max_idle_age(c.idle_age)
-            .input_buffer_size(c.input_buffer)
+            .input_buffer_size(ureq_input)
             .output_buffer_size(c.output_buffer)
             .max_response_header_size(c.max_header_size)
             .build()
