@@ -136,8 +136,11 @@ pub fn shutdown_all(sockets: &Mutex<Vec<TcpStream>>) {
     }
 }
 
-/// Reads one request head: the request line and the headers, each without CRLF.
-fn read_head(r: &mut impl BufRead) -> io::Result<Option<(String, Vec<(String, String)>)>> {
+/// A request line and its headers, each without CRLF.
+type Head = (String, Vec<(String, String)>);
+
+/// Reads one request head.
+fn read_head(r: &mut impl BufRead) -> io::Result<Option<Head>> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Ok(None);
