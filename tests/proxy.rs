@@ -86,8 +86,10 @@ fn an_http_target_is_forwarded_in_absolute_form_with_proxy_authorization_and_no_
             seen[0].header("host"),
             Some(target.addr().to_string().as_str())
         );
-        // The target was reached through the proxy only.
+        // The target was reached through the proxy only, over one connection (to the proxy).
         assert_eq!(target.connections_accepted(), 1);
+        assert_eq!(proxy.connections_accepted(), 1);
+        assert_eq!(client.connections_opened(), 1);
         assert_eq!(target.requests()[0].path, "/p");
 
         // Every request on the proxy connection is rewritten, not only the first: the proxy
@@ -265,6 +267,7 @@ mod socks {
             assert_eq!(seen[0].credentials, None);
             assert_eq!(target.connections_accepted(), 1);
             assert_eq!(target.requests_to("/s"), 1);
+            assert_eq!(client.connections_opened(), 1);
         });
     }
 

@@ -158,7 +158,15 @@ pub(crate) fn agent(
         max_input: c.max_header_size,
         output: c.output_buffer,
     };
-    let connector = connector(tls.clone(), conns.clone(), sizes, c.connect_timeout, direct);
+    let proxy_uri = config.proxy().map(|p| p.uri().clone());
+    let connector = connector(
+        tls.clone(),
+        conns.clone(),
+        sizes,
+        c.connect_timeout,
+        direct,
+        proxy_uri,
+    );
     let resolver = CachingResolver::new(c.dns_ttl, c.dns_negative_ttl, conns.clone());
     ClientAgent {
         agent: Agent::with_parts(config, connector, resolver),
@@ -176,13 +184,15 @@ pub(crate) fn check_proxy(p: &crate::config::Proxy) -> Result<(), Error> {
 
 /// The connector chain of one client: forwarding to an HTTP proxy (http targets), SOCKS
 /// (feature `socks`), proxy CONNECT (https targets), TCP, TLS, counted. `direct` is the
-/// agent's configuration without its proxy, for connecting to the proxy itself.
+/// agent's configuration without its proxy, for connecting to the proxy itself; `proxy` the
+/// proxy's URI, if any.
 pub(crate) fn connector(
     tls: Arc<ClientConfig>,
     conns: Arc<Connections>,
     sizes: BufferSizes,
     connect_timeout: Duration,
     direct: ureq::config::Config,
+    proxy: Option<ureq::http::Uri>,
 ) -> impl Connector {
     let chain = ().chain(ForwardProxyConnector { direct });
     // ureq's SOCKS connector: a SOCKS proxy's connection is made before TCP, and TCP passes
@@ -204,6 +214,7 @@ pub(crate) fn connector(
     CountingConnector {
         inner: chain,
         conns,
+        proxy,
     }
 }
 
@@ -212,6 +223,10 @@ pub(crate) fn connector(
 pub(crate) struct CountingConnector<C> {
     inner: C,
     conns: Arc<Connections>,
+    /// The proxy's URI. The proxy connectors make their connection to the proxy through the
+    /// whole connector again (ureq's `run_connector`); that inner leg is part of the one
+    /// connection counted when the outer call returns, not a second one.
+    proxy: Option<ureq::http::Uri>,
 }
 
 impl<C: Connector> Connector for CountingConnector<C> {
@@ -223,7 +238,10 @@ impl<C: Connector> Connector for CountingConnector<C> {
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let out = self.inner.connect(details, chained)?;
-        if out.is_some() {
+        let proxy_leg = self.proxy.as_ref().is_some_and(|p| {
+            p.scheme() == details.uri.scheme() && p.authority() == details.uri.authority()
+        });
+        if out.is_some() && !proxy_leg {
             self.conns.opened.fetch_add(1, Ordering::Relaxed);
         }
         Ok(out)
