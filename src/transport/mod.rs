@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ClientConfig;
+use ureq::config::Config;
 use ureq::unversioned::transport::{ConnectProxyConnector, ConnectionDetails, Connector};
 use ureq::Agent;
 
@@ -94,55 +95,10 @@ pub(crate) fn agent(
     conns: &Arc<Connections>,
     #[cfg(feature = "fuzzing")] script: Option<&Arc<scripted::Script>>,
 ) -> ClientAgent {
-    let mut route = Route::default();
-    let proxy = match proxy::setup(&c.proxy) {
-        Ok(setup) => setup.map(|s| {
-            route.no_proxy = Some(s.no_proxy);
-            s.proxy
-        }),
-        Err(e) => {
-            route.refusal = Some(match e.kind() {
-                ErrorKind::InvalidConfig(why) => why.clone(),
-                other => other.to_string(),
-            });
-            None
-        }
-    };
+    let (route, proxy) = route(c);
     let ureq_timeouts = proxy.is_some();
-    // ureq's SOCKS connector makes its own socket with fixed-size buffers of this size, which
-    // cannot grow like ours: give them room for the largest head accepted, or a head over
-    // `input_buffer` would fail as an end of file. Only SOCKS connections use this setting.
-    let socks = proxy.as_ref().is_some_and(|p| {
-        !matches!(
-            p.protocol(),
-            ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https
-        )
-    });
-    let ureq_input = if socks {
-        c.input_buffer.max(c.max_header_size)
-    } else {
-        c.input_buffer
-    };
-    let config = |proxy: Option<ureq::Proxy>| {
-        Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .allow_non_standard_methods(true)
-            .proxy(proxy)
-            .user_agent(c.user_agent.as_str())
-            .timeout_global(ureq_timeouts.then_some(c.deadline))
-            .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
-            .max_idle_connections(c.max_idle)
-            .max_idle_connections_per_host(c.max_idle_per_host)
-            .max_idle_age(c.idle_age)
-            .input_buffer_size(ureq_input)
-            .output_buffer_size(c.output_buffer)
-            .max_response_header_size(c.max_header_size)
-            .build()
-    };
-    let direct = config(None);
-    let config = config(proxy);
+    let direct = ureq_config(c, None, ureq_timeouts);
+    let config = ureq_config(c, proxy, ureq_timeouts);
     #[cfg(feature = "fuzzing")]
     if let Some(script) = script {
         let connector = scripted::ScriptedConnector(script.clone());
@@ -175,6 +131,67 @@ pub(crate) fn agent(
     }
 }
 
+/// The client's route and its proxy, read now. A proxy that cannot be used (the environment
+/// changed since the pool checked it) leaves no proxy and a refusal: nothing is sent.
+fn route(c: &PoolConfig) -> (Route, Option<ureq::Proxy>) {
+    match proxy::setup(&c.proxy) {
+        Ok(None) => (Route::default(), None),
+        Ok(Some(s)) => {
+            let route = Route {
+                no_proxy: Some(s.no_proxy),
+                refusal: None,
+            };
+            (route, Some(s.proxy))
+        }
+        Err(e) => {
+            let why = match e.kind() {
+                ErrorKind::InvalidConfig(why) => why.clone(),
+                other => other.to_string(),
+            };
+            let route = Route {
+                no_proxy: None,
+                refusal: Some(why),
+            };
+            (route, None)
+        }
+    }
+}
+
+/// ureq's configuration for a client: no redirects or status errors of its own, the pool's
+/// limits, and ureq's timeouts only when it makes the connections itself (through a proxy).
+fn ureq_config(c: &PoolConfig, proxy: Option<ureq::Proxy>, ureq_timeouts: bool) -> Config {
+    // ureq's SOCKS connector makes its own socket with fixed-size buffers of this size, which
+    // cannot grow like ours: give them room for the largest head accepted, or a head over
+    // `input_buffer` would fail as an end of file. Only SOCKS connections use this setting.
+    let socks = proxy.as_ref().is_some_and(|p| {
+        !matches!(
+            p.protocol(),
+            ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https
+        )
+    });
+    let ureq_input = if socks {
+        c.input_buffer.max(c.max_header_size)
+    } else {
+        c.input_buffer
+    };
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .allow_non_standard_methods(true)
+        .proxy(proxy)
+        .user_agent(c.user_agent.as_str())
+        .timeout_global(ureq_timeouts.then_some(c.deadline))
+        .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
+        .max_idle_connections(c.max_idle)
+        .max_idle_connections_per_host(c.max_idle_per_host)
+        .max_idle_age(c.idle_age)
+        .input_buffer_size(ureq_input)
+        .output_buffer_size(c.output_buffer)
+        .max_response_header_size(c.max_header_size)
+        .build()
+}
+
 /// Refuses a proxy the pool cannot use (an invalid URL, a SOCKS proxy without the `socks`
 /// feature), from `Proxy::Url` or from the environment for `Proxy::FromEnv`, when the pool
 /// is built rather than per request.
@@ -191,7 +208,7 @@ pub(crate) fn connector(
     conns: Arc<Connections>,
     sizes: BufferSizes,
     connect_timeout: Duration,
-    direct: ureq::config::Config,
+    direct: Config,
     proxy: Option<ureq::http::Uri>,
 ) -> impl Connector {
     let chain = ().chain(ForwardProxyConnector { direct });
