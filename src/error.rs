@@ -473,8 +473,6 @@ impl From<Error> for io::Error {
     }
 }
 
-/// Maps a ureq error to the crate's kinds. ureq reports many distinct failures through
-/// `Io`, so the io kind and the phase decide.
 /// The transport's refusal to connect around a configured proxy, carried through ureq as
 /// `ureq::Error::Other` and reported as [`ErrorKind::InvalidConfig`].
 #[derive(Debug)]
@@ -488,6 +486,8 @@ impl fmt::Display for ProxyUnusable {
 
 impl StdError for ProxyUnusable {}
 
+/// Maps a ureq error to the crate's kinds. ureq reports many distinct failures through
+/// `Io`, so the io kind and the phase decide.
 pub(crate) fn from_ureq(e: ureq::Error, request_sent: bool) -> Error {
     use ureq::Error as U;
     let kind = match &e {
