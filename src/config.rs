@@ -63,15 +63,27 @@ impl std::fmt::Debug for Handler {
 }
 
 /// Where requests go through a proxy. `Debug` hides a proxy URL's password.
+///
+/// Through an `http://` or `https://` proxy, plain-http targets are forwarded in absolute form
+/// (`GET http://host:port/path HTTP/1.1`, RFC 9112 §3.2.2) with `Proxy-Authorization` from the
+/// proxy URL's credentials, and https targets go through a `CONNECT` tunnel. `socks4://`,
+/// `socks4a://`, `socks5://` and `socks5h://` proxies (`h` and `a`: the proxy resolves the
+/// name) need the `socks` cargo feature; without it [`ClientPool::new`](crate::ClientPool::new)
+/// refuses them with [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig). A request
+/// never goes around a configured proxy: a proxy that is down or refuses is an error.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Proxy {
     /// Connect directly; `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored.
     None,
-    /// Read `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (and lowercase forms) and `NO_PROXY`
-    /// once, when each client is created.
+    /// Read the first of `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (upper then lowercase) that is
+    /// set, for every target, and `NO_PROXY`, when each client is created; the pool checks the
+    /// values when it is built. `NO_PROXY` is read as curl reads it: comma-separated `*`
+    /// (everything), names (that host and its subdomains, with or without a leading `.`), IP
+    /// addresses and CIDR blocks (`127.0.0.0/8,::1/128`, matched against IP-literal targets;
+    /// names are not resolved to be matched).
     FromEnv,
-    /// Use this proxy, e.g. `http://user:pass@proxy:3128`.
+    /// Use this proxy, e.g. `http://user:pass@proxy:3128` (no `NO_PROXY` list applies).
     Url(String),
 }
 
@@ -723,6 +735,10 @@ impl PoolConfigBuilder {
     /// The largest response header accepted; a larger one fails with
     /// [`ErrorKind::HeaderTooLarge`]. Defaults to 64 KiB.
     ///
+    /// The limit also caps a redirect chain's total, as curl caps the sum: the headers of
+    /// every response of the chain (each header's name and value plus 4 bytes of `: ` and
+    /// CRLF), the final response included, may add up to at most `n` bytes.
+    ///
     /// # Panics
     ///
     /// If `n` is 0: no response could ever be read.
@@ -762,8 +778,9 @@ impl PoolConfigBuilder {
 
     /// The proxy to use. Proxies from the environment (`HTTP_PROXY` and friends) are ignored
     /// unless [`Proxy::FromEnv`] is chosen, so a deployment's environment cannot silently reroute
-    /// (and observe) traffic. An invalid proxy URL is rejected by
-    /// [`ClientPool::new`](crate::ClientPool::new) with [`ErrorKind::InvalidConfig`].
+    /// (and observe) traffic. An invalid proxy URL, or a SOCKS proxy without the `socks`
+    /// feature, is rejected by [`ClientPool::new`](crate::ClientPool::new) with
+    /// [`ErrorKind::InvalidConfig`]; see [`Proxy`] for how each kind is used.
     /// Defaults to [`Proxy::None`].
     ///
     /// # Examples

@@ -46,6 +46,8 @@ pub(crate) struct Engine {
     conns: Arc<Connections>,
     // Whether ureq enforces the deadline (through a proxy) instead of the transport.
     ureq_timeouts: bool,
+    // The proxy's NO_PROXY list, or why nothing may be sent.
+    route: transport::Route,
     shared: Arc<Shared>,
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes the engine `!Sync`.
@@ -64,6 +66,8 @@ struct CallState {
     refused: u32,
     stale_replays: u32,
     redirects: u32,
+    /// Response header bytes of the redirect chain so far (see `charge_head`).
+    header_bytes: usize,
 }
 
 /// What the attempts at one URL (one hop of a redirect chain) have done so far.
@@ -114,6 +118,7 @@ impl CallState {
             refused: 0,
             stale_replays: 0,
             redirects: 0,
+            header_bytes: 0,
         }
     }
 
@@ -140,7 +145,11 @@ impl HopState {
 impl Engine {
     pub(crate) fn new(shared: Arc<Shared>) -> Engine {
         let conns = Arc::new(Connections::new());
-        let (agent, ureq_timeouts) = transport::agent(
+        let transport::ClientAgent {
+            agent,
+            ureq_timeouts,
+            route,
+        } = transport::agent(
             &shared.config,
             &shared.tls,
             &conns,
@@ -151,6 +160,7 @@ impl Engine {
             agent,
             conns,
             ureq_timeouts,
+            route,
             hosts: LocalHosts::new(&shared),
             shared,
             discard: Cell::new(false),
@@ -365,7 +375,7 @@ impl Engine {
     fn classify(
         &self,
         call: &Call,
-        state: &CallState,
+        state: &mut CallState,
         policy: &RetryPolicy,
         result: Result<HttpResponse, Error>,
     ) -> Result<Step, Error> {
@@ -387,10 +397,14 @@ impl Engine {
             }
         };
         if let Some(next) = self.redirect(call, &response, state.redirects)? {
+            self.charge_head(state, &response)?;
             return Ok(Step::Redirect(response, next));
         }
         let status = response.status();
         if !(policy.is_retryable_status(status.as_u16()) && call.retryable(policy)) {
+            if state.redirects > 0 {
+                self.charge_head(state, &response)?;
+            }
             return Ok(Step::Done(response));
         }
         let server_wait = response
@@ -405,6 +419,32 @@ impl Engine {
         }))
     }
 
+    /// Adds `response`'s header bytes to the chain's total and fails once the total passes
+    /// `max_header_size`. curl caps the sum of the headers of a transfer, redirects included,
+    /// and so does this: each response is checked against the limit by the transport, but
+    /// without a total a chain of ten hops could hand the client ten times the limit. A
+    /// header counts its name, its value and 4 framing bytes (`: ` and CRLF), as on the wire
+    /// (the status line is not counted). Responses that are retried are not part of the chain.
+    fn charge_head(&self, state: &mut CallState, response: &HttpResponse) -> Result<(), Error> {
+        let bytes: usize = response
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        state.header_bytes = state.header_bytes.saturating_add(bytes);
+        let limit = self.shared.config.max_header_size;
+        if state.header_bytes > limit {
+            return Err(
+                Error::new(ErrorKind::HeaderTooLarge(limit)).with_source(format!(
+                    "the responses of the redirect chain sent {} header bytes in all \
+                     (after {} redirects), over the {limit} byte total",
+                    state.header_bytes, state.redirects
+                )),
+            );
+        }
+        Ok(())
+    }
+
     /// The next hop when `response` is a redirect to follow.
     fn redirect(
         &self,
@@ -416,13 +456,15 @@ impl Engine {
         if config.max_redirects == 0 || !response.status().is_redirection() {
             return Ok(None);
         }
-        let location = response
+        let locations: Vec<&str> = response
             .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok());
+            .get_all(LOCATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         let hop = redirect::next_hop(
             response.status(),
-            location,
+            &locations,
             &call.uri,
             &call.method,
             config.allow_https_downgrade,
@@ -530,6 +572,10 @@ impl Engine {
     /// the request head on its way to the socket; the response's secrets, which the transport
     /// took out of the head before ureq read it, are put back here.
     fn send(&self, call: &mut Call, timeout: Option<Duration>) -> Result<HttpResponse, Error> {
+        if let Some(refused) = self.route.refusal() {
+            return Err(refused.with_host(&call.host));
+        }
+        let direct = self.route.bypasses(&call.uri);
         let secrets = self.conns.secrets();
         let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
         let (uri, headers) = match &disguised {
@@ -543,10 +589,13 @@ impl Engine {
             h.clone_from(headers);
         }
         let result = match &mut call.body {
-            Body::None => self.run_request(builder.body(()), timeout),
-            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout),
+            Body::None => self.run_request(builder.body(()), timeout, direct),
+            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout, direct),
             Body::Stream(r) => match r.take() {
-                Some(r) => self.run_request(builder.body(SendBody::from_owned_reader(r)), timeout),
+                Some(r) => {
+                    let body = SendBody::from_owned_reader(r);
+                    self.run_request(builder.body(body), timeout, direct)
+                }
                 None => Err(Error::invalid(
                     "a streamed body was already sent and cannot be sent again",
                 )),
@@ -561,15 +610,24 @@ impl Engine {
         &self,
         request: Result<http::Request<S>, http::Error>,
         timeout: Option<Duration>,
+        direct: bool,
     ) -> Result<HttpResponse, Error> {
         let request = request.map_err(|e| Error::invalid(e.to_string()))?;
-        let request = match timeout {
-            Some(t) => self
-                .agent
-                .configure_request(request)
-                .timeout_global(Some(t))
-                .build(),
-            None => request,
+        let request = match (timeout, direct) {
+            (None, false) => request,
+            // A target on the NO_PROXY list goes direct: the proxy is taken off for this
+            // request only (ureq's own NO_PROXY matching knows no CIDR blocks, so it is not
+            // given the list).
+            (t, direct) => {
+                let mut c = self.agent.configure_request(request);
+                if let Some(t) = t {
+                    c = c.timeout_global(Some(t));
+                }
+                if direct {
+                    c = c.proxy(None);
+                }
+                c.build()
+            }
         };
         self.agent
             .run(request)

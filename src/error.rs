@@ -481,8 +481,8 @@ impl From<Error> for io::Error {
     }
 }
 
-/// A response the transport refused to hand to ureq (framing it must not trust, a TLS body
-/// that may be truncated): carried through ureq as `ureq::Error::Other`, and turned back
+/// What the transport refused (framing it must not trust, a TLS body that may be truncated,
+/// a connection that would go around the configured proxy): carried through ureq as `ureq::Error::Other`, and turned back
 /// into its kind by [`from_ureq`]. Lives here, not in the transport, so that the mapping
 /// needs no import from a module above this one.
 #[derive(Debug)]

@@ -24,16 +24,17 @@ pub(crate) struct Hop {
     pub(crate) cross_origin: bool,
 }
 
-/// Decides the next hop for a redirect `status` with `location`, or `None` when the status is
-/// not a followable redirect (304, 300, a 3xx without `Location` is returned to the caller).
+/// Decides the next hop for a redirect `status` with the response's `Location` values, or
+/// `None` when the status is not a followable redirect (304, 300, a 3xx without `Location` is
+/// returned to the caller).
 ///
 /// # Errors
 ///
 /// `RedirectRefused` for a non-http(s) target, an https -> http downgrade when not allowed,
-/// or an unparsable `Location`.
+/// an unparsable `Location`, or more than one `Location`.
 pub(crate) fn next_hop(
     status: StatusCode,
-    location: Option<&str>,
+    locations: &[&str],
     current: &Uri,
     method: &Method,
     allow_downgrade: bool,
@@ -43,8 +44,15 @@ pub(crate) fn next_hop(
         307 | 308 => true,
         _ => return Ok(None),
     };
-    let Some(location) = location else {
-        return Ok(None);
+    let location = match locations {
+        [] => return Ok(None),
+        [one] => *one,
+        // RFC 9110 §10.2.2 defines `Location` as a single URI, so two of them are a broken or
+        // tampered response (a proxy or an injected header adding one). Clients disagree on
+        // which to follow (ureq-proto takes the last, Go's `Header.Get` the first, curl the
+        // last it parsed), so following either would make the target depend on the client:
+        // refuse, even when the values are identical, rather than guess.
+        _ => return Err(refused("more than one Location header")),
     };
     let uri = resolve(current, location)?;
     if current.scheme_str() == Some("https") && uri.scheme_str() == Some("http") && !allow_downgrade
@@ -226,28 +234,43 @@ mod tests {
             (307, Method::POST, true),
             (308, Method::POST, true),
         ] {
-            let hop = next_hop(st(status), Some("/n"), &base, &post, false)
+            let hop = next_hop(st(status), &["/n"], &base, &post, false)
                 .unwrap()
                 .unwrap();
             assert_eq!((hop.method, hop.keep_body), (method, keep), "{status}");
         }
-        let head = next_hop(st(303), Some("/n"), &base, &Method::HEAD, false)
+        let head = next_hop(st(303), &["/n"], &base, &Method::HEAD, false)
             .unwrap()
             .unwrap();
         assert_eq!(head.method, Method::HEAD);
         assert_eq!(
-            next_hop(st(304), Some("/n"), &base, &post, false).unwrap(),
+            next_hop(st(304), &["/n"], &base, &post, false).unwrap(),
             None
         );
-        assert_eq!(next_hop(st(302), None, &base, &post, false).unwrap(), None);
+        assert_eq!(next_hop(st(302), &[], &base, &post, false).unwrap(), None);
+    }
+
+    #[test]
+    fn two_locations_are_refused_even_when_identical() {
+        let base = u("http://a.test/");
+        for locations in [&["/a", "/b"][..], &["/a", "/a"], &["/a", "/b", "/c"]] {
+            let err = next_hop(st(302), locations, &base, &Method::GET, false).unwrap_err();
+            assert!(err.is_redirect(), "{locations:?}: {err}");
+            assert!(err.to_string().contains("more than one Location"), "{err}");
+        }
+        // Not a followable redirect: returned to the caller as it is, whatever it carries.
+        assert_eq!(
+            next_hop(st(300), &["/a", "/b"], &base, &Method::GET, false).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn downgrade_is_refused_unless_allowed() {
         let base = u("https://a.test/");
         let get = Method::GET;
-        assert!(next_hop(st(302), Some("http://a.test/"), &base, &get, false).is_err());
-        let hop = next_hop(st(302), Some("http://a.test/"), &base, &get, true)
+        assert!(next_hop(st(302), &["http://a.test/"], &base, &get, false).is_err());
+        let hop = next_hop(st(302), &["http://a.test/"], &base, &get, true)
             .unwrap()
             .unwrap();
         assert!(hop.cross_origin);

@@ -349,6 +349,117 @@ fn streamed_body_and_a_307_is_a_clear_error_and_nothing_is_resent() {
     });
 }
 
+// 24. Response headers summed over a redirect chain
+
+/// A 302 to `next` whose head carries `pad` bytes of padding header, sent raw (FIN close).
+fn padded_redirect(next: &str, pad: usize) -> Behaviour {
+    Behaviour::Raw(
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: {next}\r\nX-Pad: {}\r\nContent-Length: 0\r\n\r\n",
+            "p".repeat(pad)
+        )
+        .into_bytes(),
+    )
+}
+
+fn padded_chain(hops: usize, pad: usize) -> TestServer {
+    let mut builder = TestServer::builder().route(
+        &format!("/hop/{hops}"),
+        Behaviour::Respond(Reply::text(200, "end")),
+    );
+    for i in 0..hops {
+        builder = builder.route(
+            &format!("/hop/{i}"),
+            padded_redirect(&format!("/hop/{}", i + 1), pad),
+        );
+    }
+    builder.start()
+}
+
+#[test]
+fn a_redirect_chain_whose_headers_add_up_past_the_limit_fails_with_header_too_large() {
+    scenario(|| {
+        // Nine hops of 50 KiB each: every response is under the 64 KiB limit on its own.
+        let server = padded_chain(9, 50 * 1024);
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let err = client.get(&server.url("/hop/0")).send().unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::HeaderTooLarge(64 * 1024), "{err:?}");
+        // The second 50 KiB head takes the chain past 64 KiB: nothing after it was requested.
+        let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/hop/0", "/hop/1"]);
+
+        // The limit is a total: small heads over the same nine hops are followed to the end.
+        let small = padded_chain(9, 1024);
+        let response = client.get(&small.url("/hop/0")).send().unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().unwrap(), "end");
+        assert_eq!(small.request_count(), 10);
+    });
+}
+
+#[test]
+fn the_final_response_counts_towards_the_chain_total() {
+    scenario(|| {
+        // One 40 KiB redirect, then a 40 KiB final response: 80 KiB in all.
+        let end = "HTTP/1.1 200 OK\r\nX-Pad: {pad}\r\nContent-Length: 2\r\n\r\nok"
+            .replace("{pad}", &"q".repeat(40 * 1024));
+        let server = TestServer::builder()
+            .route("/start", padded_redirect("/end", 40 * 1024))
+            .route("/end", Behaviour::Raw(end.into_bytes()))
+            .start();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let err = client.get(&server.url("/start")).send().unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::HeaderTooLarge(_)),
+            "{err:?}"
+        );
+        assert_eq!(server.requests_to("/end"), 1);
+        // The same final response without a redirect before it is within the limit.
+        let response = client.get(&server.url("/end")).send().unwrap();
+        assert_eq!(response.text().unwrap(), "ok");
+    });
+}
+
+// Two `Location`s in one redirect
+
+#[test]
+fn two_location_headers_are_refused_and_neither_is_followed() {
+    scenario(|| {
+        let two = |a: &str, b: &str| {
+            Behaviour::Raw(
+                format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {a}\r\nLocation: {b}\r\nContent-Length: 0\r\n\r\n"
+                )
+                .into_bytes(),
+            )
+        };
+        let server = TestServer::builder()
+            .route("/different", two("/a", "/b"))
+            .route("/same", two("/a", "/a"))
+            .route("/one", redirect(302, "/a"))
+            .fallback(Behaviour::Respond(Reply::text(200, "target")))
+            .start();
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        for path in ["/different", "/same"] {
+            let err = client.get(&server.url(path)).send().unwrap_err();
+            assert!(
+                matches!(err.kind(), ErrorKind::RedirectRefused(why) if why.contains("more than one Location")),
+                "{path}: {err:?}"
+            );
+            assert_eq!(server.requests_to(path), 1, "{path}: not retried");
+        }
+        assert_eq!(server.requests_to("/a"), 0);
+        assert_eq!(server.requests_to("/b"), 0);
+        // Control: one Location is followed.
+        let response = client.get(&server.url("/one")).send().unwrap();
+        assert_eq!(response.text().unwrap(), "target");
+        assert_eq!(server.requests_to("/a"), 1);
+    });
+}
+
 // 18. CR/LF and other control characters from the caller
 
 #[test]

@@ -18,6 +18,8 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+mod support;
+
 struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
@@ -431,4 +433,35 @@ fn a_close_delimited_body_that_ends_without_close_notify_is_an_error() {
     );
     // One connection per request: nothing was retried, and no connection was reused.
     assert_eq!(server.connections.load(Ordering::SeqCst), 2);
+}
+
+// fault scenario 26 (tests/README.md): an https target through an HTTP proxy is tunnelled.
+#[test]
+fn an_https_target_through_an_http_proxy_goes_through_a_connect_tunnel() {
+    let ca = Ca::new();
+    let (cert, key) = ca.leaf(&["localhost"], false);
+    let server = TlsServer::start(cert, &key);
+    let proxy = support::proxy::ForwardProxy::start(200);
+    let pool = ClientPool::new(
+        PoolConfig::builder()
+            .add_root_certificate(ca.pem().as_bytes())
+            .proxy(http_sentinel::Proxy::Url(proxy.url(Some("user:pass"))))
+            .build(),
+    )
+    .unwrap();
+    let client = pool.checkout().unwrap();
+    let r = client.get(&server.url("127.0.0.1")).send().unwrap();
+    assert_eq!(r.text().unwrap(), "secure");
+    let seen = proxy.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // The TLS session runs inside the tunnel: the proxy saw CONNECT and nothing in clear.
+    assert_eq!(
+        seen[0].line,
+        format!("CONNECT 127.0.0.1:{} HTTP/1.1", server.addr.port())
+    );
+    assert_eq!(
+        seen[0].header("proxy-authorization"),
+        Some("Basic dXNlcjpwYXNz")
+    );
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }

@@ -112,6 +112,18 @@ pub(super) fn until(timeout: &NextTimeout) -> Option<Instant> {
     (!timeout.after.is_not_happening()).then(|| later(Instant::now(), *timeout.after))
 }
 
+/// Whether `details` is the proxy connectors' own connection to `proxy`, which they make
+/// through the whole connector again (ureq's `run_connector`) inside the one connection to
+/// the target.
+pub(crate) fn is_proxy_leg(
+    proxy: Option<&ureq::http::Uri>,
+    details: &ureq::unversioned::transport::ConnectionDetails,
+) -> bool {
+    proxy.is_some_and(|p| {
+        p.scheme() == details.uri.scheme() && p.authority() == details.uri.authority()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTi
 
 use crate::url::sensitive_query_values;
 
-use super::conns::Connections;
+use super::conns::{is_proxy_leg, Connections};
 use super::secrets::{find, Received};
 
 /// Wraps every connection its inner connector opens in a [`HeadFilter`].
@@ -29,6 +29,10 @@ use super::secrets::{find, Received};
 pub(crate) struct SwapConnector<C> {
     pub(super) inner: C,
     pub(super) conns: Arc<Connections>,
+    /// The proxy's URI, if any: the proxy leg of a connection is carried inside the
+    /// target's connection, whose filter already handles the heads; filtering it again
+    /// would keep the blanked `Set-Cookie` values as the real ones.
+    pub(super) proxy: Option<ureq::http::Uri>,
 }
 
 impl<C: Connector> Connector for SwapConnector<C> {
@@ -44,6 +48,7 @@ impl<C: Connector> Connector for SwapConnector<C> {
             .connect(details, chained)?
             .map(|inner| HeadFilter {
                 inner,
+                active: !is_proxy_leg(self.proxy.as_ref(), details),
                 conns: self.conns.clone(),
                 exchange: None,
                 held: None,
@@ -55,6 +60,8 @@ impl<C: Connector> Connector for SwapConnector<C> {
 #[derive(Debug)]
 pub(crate) struct HeadFilter<T> {
     inner: T,
+    /// False on a proxy leg: bytes pass untouched.
+    active: bool,
     conns: Arc<Connections>,
     /// The exchange whose request this connection is carrying.
     exchange: Option<u64>,
@@ -122,6 +129,9 @@ impl<T: Transport> Transport for HeadFilter<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if !self.active {
+            return self.inner.transmit_output(amount, timeout);
+        }
         let secrets = self.conns.secrets();
         let exchange = secrets.exchange();
         if self.exchange != Some(exchange) {

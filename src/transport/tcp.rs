@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
+use crate::error::{ErrorKind, Refused};
 use crate::retry::later;
 
 use super::buffers::GrowBuffers;
@@ -32,6 +33,16 @@ impl<In: Transport> Connector<In> for TcpConnector {
         if let Some(t) = chained {
             // A proxy connector already made the connection.
             return Ok(Some(t.boxed()));
+        }
+        if details.config.proxy().is_some() {
+            // A proxy is configured for this request (a target that bypasses it has its
+            // proxy taken off at the request level, see `engine.rs`), yet no proxy connector
+            // made a connection: never dial the target around the user's proxy.
+            let why = "proxy: no connector for the configured proxy; refusing to connect around it";
+            return Err(ureq::Error::Other(Box::new(Refused::new(
+                ErrorKind::InvalidConfig(why.into()),
+                why,
+            ))));
         }
         let deadline = self.conns.deadline();
         let connect_by = later(Instant::now(), self.connect_timeout);

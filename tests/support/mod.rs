@@ -11,7 +11,9 @@ use http_sentinel::{
 };
 
 pub mod gzip;
+pub mod proxy;
 pub mod server;
+pub mod socks;
 
 /// Backoff short and predictable enough for tests; 3 attempts.
 pub fn fast() -> RetryPolicy {
