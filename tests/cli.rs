@@ -1304,3 +1304,102 @@ fn one_url_into_a_closed_pipe_is_curls_write_error() {
         assert_eq!(status.code(), Some(23));
     });
 }
+
+/// A TLS server on loopback with a certificate for 127.0.0.1 from a private CA made now;
+/// serves `connections` connections with 200 "secure", then closes. Returns the CA's PEM.
+fn tls_server(connections: usize) -> (SocketAddr, String, thread::JoinHandle<()>) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa,
+        KeyPair, SanType,
+    };
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (curl) takes a leaf named like its issuer for self-signed.
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, "sentinel test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name = DistinguishedName::new();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    leaf.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        for tcp in listener.incoming().flatten().take(connections) {
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut buf = [0u8; 4096];
+            // A client that rejects the certificate ends the handshake: read fails, move on.
+            if !matches!(tls.read(&mut buf), Ok(n) if n > 0) {
+                continue;
+            }
+            let _ = tls.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nsecure",
+            );
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (addr, ca.pem(), server)
+}
+
+#[test]
+fn cacert_trusts_a_private_ca_and_an_untrusted_certificate_is_60() {
+    support::scenario(|| {
+        let curls = usize::from(curl(&["--version"]).is_some());
+        // curl connects before it reads --cacert: one more connection for its 77.
+        let (addr, pem, server) = tls_server(2 * (1 + curls) + curls);
+        let url = format!("https://127.0.0.1:{}/", addr.port());
+        let ca = temp("ca.pem");
+        std::fs::write(&ca, &pem).unwrap();
+        like_curl(&["-s", &url], 60);
+        let (ours, theirs) = like_curl(&["-s", "--cacert", &ca, &url], 0);
+        assert_eq!(ours.stdout, "secure");
+        if let Some(c) = theirs {
+            assert_eq!(c.stdout, "secure");
+        }
+        like_curl(&["-s", "--cacert", "/nonexistent/ca.pem", &url], 77);
+        server.join().unwrap();
+        std::fs::remove_file(&ca).unwrap();
+    });
+}
+
+#[test]
+fn a_tls_handshake_the_server_refuses_is_35() {
+    support::scenario(|| {
+        let curls = usize::from(curl(&["--version"]).is_some());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            for mut tcp in listener.incoming().flatten().take(1 + curls) {
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut hello = [0u8; 1024];
+                let _ = tcp.read(&mut hello);
+                // A fatal handshake_failure alert (RFC 8446 section 6): no common parameters.
+                let _ = tcp.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+            }
+        });
+        like_curl(
+            &["-s", "--retry", "0", &format!("https://127.0.0.1:{port}/")],
+            35,
+        );
+        server.join().unwrap();
+    });
+}

@@ -35,7 +35,7 @@ enum Item {
         url: String,
         handle: JobHandle<Record>,
     },
-    Done(Record),
+    Done(Box<Record>),
     InputError(io::Error),
 }
 
@@ -147,7 +147,7 @@ impl Reader<'_> {
                         let _ = tx.send(Item::InputError(e));
                         return;
                     }
-                    Item::Done(too_long(line, &buf))
+                    Item::Done(Box::new(too_long(line, &buf)))
                 }
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&buf);
@@ -175,7 +175,7 @@ impl Reader<'_> {
             None => Target::Discard,
             Some(names) => match names.assign(&url, line) {
                 Ok(path) => Target::File(path),
-                Err(message) => return Some(Item::Done(unnamed(line, &url, message))),
+                Err(message) => return Some(Item::Done(Box::new(unnamed(line, &url, message)))),
             },
         };
         let shown = redact_url(&url);
@@ -248,7 +248,7 @@ impl Writer<'_> {
         let mut stdout = stdout.lock();
         for item in rx {
             let rec = match item {
-                Item::Done(r) => r,
+                Item::Done(r) => *r,
                 Item::InputError(e) => return Err((exit::READ, format!("reading input: {e}"))),
                 Item::Pending { line, url, handle } => self.wait(line, url, handle),
             };
