@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
+use crate::pacing::Pacing;
 use crate::retry::RetryPolicy;
 
 /// Configuration shared by every client of a [`ClientPool`](crate::ClientPool).
@@ -50,6 +51,7 @@ pub struct PoolConfig {
     pub(crate) breaker: BreakerConfig,
     pub(crate) breaker_failure: FailurePredicate,
     pub(crate) events: Option<Handler>,
+    pub(crate) pacing: Option<Pacing>,
 }
 
 /// The registered event handler (`Debug` for the config's sake).
@@ -125,6 +127,7 @@ impl Default for PoolConfig {
             breaker: BreakerConfig::new(),
             breaker_failure: default_breaker_failure,
             events: None,
+            pacing: None,
         }
     }
 }
@@ -462,6 +465,21 @@ impl PoolConfig {
     /// ```
     pub fn breaker(&self) -> &BreakerConfig {
         &self.breaker
+    }
+
+    /// The rate-limit pacing, if any. See [`PoolConfigBuilder::pacing`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().pacing().is_none());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn pacing(&self) -> Option<&Pacing> {
+        self.pacing.as_ref()
     }
 
     /// What counts as a failure for the circuit breaker. See
@@ -918,6 +936,25 @@ impl PoolConfigBuilder {
     /// ```
     pub fn breaker(mut self, config: BreakerConfig) -> Self {
         self.0.breaker = config;
+        self
+    }
+
+    /// Paces requests by the servers' rate-limit headers (and an optional configured limit),
+    /// one limiter per host or per host and API key, shared by every client of the pool.
+    /// A request whose slot is past its deadline fails with
+    /// [`ErrorKind::RateLimited`] without being sent. Defaults to no pacing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, Pacing, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().pacing(Pacing::new()).build())?;
+    /// assert!(pool.config().pacing().is_some());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.0.pacing = Some(pacing);
         self
     }
 

@@ -21,20 +21,21 @@ use std::cell::{Cell, Ref};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::http::header::{LOCATION, RETRY_AFTER};
+use ureq::http::header::LOCATION;
 use ureq::http::{self, StatusCode};
 use ureq::{Agent, SendBody};
 
 use crate::breaker::{Admission, AttemptOutcome};
 use crate::call::{Body, Call};
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
-use crate::events::{AttemptEvent, BreakerEvent, RetryEvent, RetryReason, StaleReplayEvent};
+use crate::events::{
+    AttemptEvent, BreakerEvent, PacedEvent, RetryEvent, RetryReason, StaleReplayEvent,
+};
 use crate::metrics::CallRecord;
+use crate::pacing;
 use crate::redirect::{self, Hop};
 use crate::response::{Finished, Response};
-use crate::retry::{
-    later, parse_retry_after, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason,
-};
+use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
 use crate::shared::{HostLocal, LocalHosts, Shared};
 use crate::transport::{self, Connections};
 
@@ -256,7 +257,10 @@ impl Engine {
         hop: &mut HopState,
         host: &HostLocal,
     ) -> Result<Sent, Error> {
-        let started = state.attempt_start();
+        let mut started = state.attempt_start();
+        if hop.carried.is_none() {
+            started = self.pace(call, state, host)?.unwrap_or(started);
+        }
         let remaining = state.deadline.saturating_duration_since(started);
         if remaining.is_zero() {
             // A replay that runs out of time still holds its attempt's admission: a half-open
@@ -311,6 +315,44 @@ impl Engine {
         })
     }
 
+    /// Admission by the host's rate-limit pacing, before the breaker's: waits for the
+    /// request's slot, up to the deadline. Returns when the attempt starts, if it waited.
+    fn pace(
+        &self,
+        call: &Call,
+        state: &CallState,
+        host: &HostLocal,
+    ) -> Result<Option<Instant>, Error> {
+        let Some(pacer) = &host.policy.pacer else {
+            return Ok(None);
+        };
+        let paced = pacer.admit(&call.headers, state.deadline);
+        let (wait, sent) = match paced {
+            Ok(None) => return Ok(None),
+            Ok(Some(waited)) => (waited, true),
+            Err(wait) => (wait, false),
+        };
+        if sent {
+            host.counters.record_paced(wait);
+        }
+        log::debug!(
+            "{} {}: paced {wait:?} (sent: {sent})",
+            call.method,
+            call.host
+        );
+        if let Some(h) = self.shared.events() {
+            h.on_paced(&PacedEvent {
+                host: call.host.clone(),
+                wait,
+                sent,
+            });
+        }
+        match sent {
+            true => Ok(Some(Instant::now())),
+            false => Err(Error::new(ErrorKind::RateLimited { wait })),
+        }
+    }
+
     /// Go's net/http rule: a request that died on a *reused* connection before any response
     /// byte most likely hit a connection the server had closed while idle; replay it once on
     /// a fresh connection, without counting an attempt or spending budget, and without
@@ -357,6 +399,9 @@ impl Engine {
             Ok(r) => AttemptOutcome::Status(r.status()),
             Err(e) => AttemptOutcome::Error(e),
         };
+        if let (Some(pacer), Ok(r)) = (&host.policy.pacer, &sent.result) {
+            pacer.observe(&call.headers, r.status(), r.headers());
+        }
         let failed = (self.shared.config.breaker_failure)(outcome);
         let breaker = &host.policy.breaker;
         if let Some(t) = breaker.record_at(sent.admission, !failed, now) {
@@ -407,11 +452,7 @@ impl Engine {
             }
             return Ok(Step::Done(response));
         }
-        let server_wait = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let server_wait = pacing::server_wait(response.headers(), SystemTime::now());
         Ok(Step::Retry(Retry {
             last: Ok(response),
             reason: RetryReason::Status(status),

@@ -94,6 +94,13 @@ pub enum ErrorKind {
         /// The status that carried `Retry-After`.
         status: StatusCode,
     },
+    /// The pool's rate-limit pacing would hold the request past the call's deadline: a
+    /// `Retry-After` or quota learnt from an earlier response, or the configured limit. Nothing
+    /// was sent.
+    RateLimited {
+        /// How long the request would have had to wait.
+        wait: Duration,
+    },
     /// A scoped worker or worker-pool job panicked.
     Panicked(String),
     /// The work was never started: the caller cancelled a fan-out, or a worker pool was shut
@@ -267,6 +274,7 @@ impl Error {
             ErrorKind::RedirectRefused(_) => ErrorClass::RedirectRefused,
             ErrorKind::CircuitOpen { .. } => ErrorClass::CircuitOpen,
             ErrorKind::RetryAfterTooLong { .. } => ErrorClass::RetryAfterTooLong,
+            ErrorKind::RateLimited { .. } => ErrorClass::RateLimited,
             ErrorKind::Panicked(_) | ErrorKind::Cancelled | ErrorKind::Other => ErrorClass::Other,
         }
     }
@@ -394,6 +402,12 @@ impl fmt::Display for ErrorKind {
                     f,
                     "status {} asked to retry after {wait:?}, beyond what the call allows",
                     status.as_u16()
+                )
+            }
+            ErrorKind::RateLimited { wait } => {
+                write!(
+                    f,
+                    "rate limited: the next slot is {wait:?} away, past the deadline"
                 )
             }
             ErrorKind::Panicked(m) => write!(f, "worker panicked: {m}"),
@@ -634,6 +648,8 @@ pub enum ErrorClass {
     CircuitOpen,
     /// The server asked to retry later than the configured limit allows.
     RetryAfterTooLong,
+    /// Pacing would have held the request past its deadline.
+    RateLimited,
     /// The request could not be built or sent as given.
     InvalidRequest,
     /// The response status was treated as an error.
@@ -658,6 +674,7 @@ impl ErrorClass {
         ErrorClass::RedirectRefused,
         ErrorClass::CircuitOpen,
         ErrorClass::RetryAfterTooLong,
+        ErrorClass::RateLimited,
         ErrorClass::InvalidRequest,
         ErrorClass::Status,
         ErrorClass::Other,
@@ -691,6 +708,7 @@ impl ErrorClass {
             ErrorClass::RedirectRefused => "redirect_refused",
             ErrorClass::CircuitOpen => "circuit_open",
             ErrorClass::RetryAfterTooLong => "retry_after_too_long",
+            ErrorClass::RateLimited => "rate_limited",
             ErrorClass::InvalidRequest => "invalid_request",
             ErrorClass::Status => "status",
             ErrorClass::Other => "other",

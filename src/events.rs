@@ -56,6 +56,11 @@ pub trait EventHandler: Send + Sync + 'static {
     fn on_stale_replay(&self, event: &StaleReplayEvent) {
         let _ = event;
     }
+    /// An attempt waited for its slot of the host's rate-limit pacing, or failed because the
+    /// slot was past its deadline.
+    fn on_paced(&self, event: &PacedEvent) {
+        let _ = event;
+    }
 }
 
 /// One finished attempt.
@@ -199,5 +204,29 @@ impl StaleReplayEvent {
     /// The replayed request's method.
     pub fn method(&self) -> &str {
         &self.method
+    }
+}
+
+/// An attempt held back by rate-limit pacing.
+#[derive(Debug, Clone)]
+pub struct PacedEvent {
+    pub(crate) host: String,
+    pub(crate) wait: Duration,
+    pub(crate) sent: bool,
+}
+
+impl PacedEvent {
+    /// The host (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// How long the attempt waited (or, when it was not sent, would have had to wait).
+    pub fn wait(&self) -> Duration {
+        self.wait
+    }
+    /// Whether the attempt went ahead after the wait; `false` when its slot was past the
+    /// deadline and the call failed with `RateLimited`.
+    pub fn sent(&self) -> bool {
+        self.sent
     }
 }

@@ -19,6 +19,7 @@ pub mod events;
 mod fanout;
 mod job;
 pub mod metrics;
+pub mod pacing;
 mod pool;
 mod redirect;
 mod request;
@@ -36,6 +37,7 @@ pub use error::{Error, ErrorKind};
 pub use events::EventHandler;
 pub use fanout::FanOut;
 pub use metrics::{HostStats, Stats};
+pub use pacing::Pacing;
 pub use pool::{Checkout, ClientPool, ScopedClient};
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

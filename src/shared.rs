@@ -16,6 +16,7 @@ use crate::config::PoolConfig;
 use crate::error::Error;
 use crate::events::EventHandler;
 use crate::metrics::{HostCounters, Recorder, Registry};
+use crate::pacing::HostPacer;
 use crate::retry::RetryBudget;
 use crate::transport;
 use crate::url::host_key;
@@ -36,6 +37,8 @@ pub(crate) struct Shared {
 pub(crate) struct HostPolicy {
     pub(crate) breaker: Arc<CircuitBreaker>,
     pub(crate) budget: Arc<RetryBudget>,
+    /// The host's rate-limit pacing, when the pool paces.
+    pub(crate) pacer: Option<Arc<HostPacer>>,
 }
 
 impl Shared {
@@ -77,6 +80,11 @@ impl Shared {
             .or_insert_with(|| HostPolicy {
                 breaker: self.breakers.get(host),
                 budget: Arc::new(RetryBudget::from_policy(&self.config.retry)),
+                pacer: self
+                    .config
+                    .pacing
+                    .as_ref()
+                    .map(|p| Arc::new(HostPacer::new(p))),
             })
             .clone()
     }

@@ -92,6 +92,12 @@ macro_rules! counter_list {
             redirects: scalar, "http_sentinel_redirects_total", [],
                 "Redirects followed.";
 
+            paced_requests: scalar, "http_sentinel_paced_requests_total", [],
+                "Attempts that waited for a slot of the host's rate-limit pacing.";
+
+            paced_micros: scalar, "http_sentinel_paced_microseconds_total", [],
+                "Time attempts spent waiting for rate-limit pacing, in microseconds.";
+
             connections_opened: scalar, "http_sentinel_connections_opened_total",
                 [Count("conns"), ReuseRatio],
                 "New connections opened.";
@@ -428,6 +434,15 @@ impl HostCounters {
         if let Some(status) = status {
             inc(&self.responses[StatusClass::from_status(status).index()]);
         }
+    }
+
+    /// Counts one attempt that waited `waited` for its rate-limit pacing slot.
+    pub(crate) fn record_paced(&self, waited: Duration) {
+        inc(&self.paced_requests);
+        add(
+            &self.paced_micros,
+            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+        );
     }
 
     /// Counts one finished call, by its outcome: the class of its final response or of its

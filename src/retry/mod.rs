@@ -18,4 +18,5 @@ pub use budget::RetryBudget;
 pub use engine::{RetryEngine, RetryError};
 pub(crate) use policy::{is_idempotent, later, RetryState};
 pub use policy::{RetryDecision, RetryPolicy, StopReason};
+pub(crate) use retry_after::days_from_civil;
 pub use retry_after::parse_retry_after;

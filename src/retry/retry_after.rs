@@ -160,7 +160,7 @@ const fn days_in_month(year: i64, month: u32) -> u32 {
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
 /// `days_from_civil`): the year is shifted to start in March so that the leap
 /// day falls at its end.
-const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
