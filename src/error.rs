@@ -616,7 +616,7 @@ pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
 /// use http_sentinel::error::ErrorClass;
 ///
 /// assert_eq!(ErrorClass::TooManyRedirects.as_str(), "too_many_redirects");
-/// assert_eq!(ErrorClass::ALL.len(), 16);
+/// assert_eq!(ErrorClass::ALL.len(), 17);
 /// assert!(ErrorClass::ALL.contains(&ErrorClass::Timeout));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
