@@ -24,6 +24,9 @@ const MAX_VALUE: usize = 256;
 /// Most members of a structured list read from one field.
 const MAX_MEMBERS: usize = 16;
 
+/// Reads a reset field into the wait until the reset, from a given now.
+type ResetParser = fn(&str, SystemTime) -> Option<Duration>;
+
 /// What one response says about the pace to keep.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Feedback {
@@ -105,7 +108,7 @@ pub(crate) fn feedback(status: StatusCode, headers: &HeaderMap, now: SystemTime)
     for q in ietf_quotas(headers) {
         fb.quota(q);
     }
-    let pairs: [(&str, &str, fn(&str, SystemTime) -> Option<Duration>, bool); 6] = [
+    let pairs: [(&str, &str, ResetParser, bool); 6] = [
         (
             "x-ratelimit-remaining-requests",
             "x-ratelimit-reset-requests",
