@@ -94,7 +94,14 @@ impl Feedback {
 /// Everything `headers` says about pacing, for a response of `status` received at `now`.
 pub(crate) fn feedback(status: StatusCode, headers: &HeaderMap, now: SystemTime) -> Feedback {
     let mut fb = Feedback::default();
-    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+    let limited =
+        status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE;
+    // Most responses carry no rate-limit field: one pass over the names instead of a dozen
+    // lookups.
+    if !limited && !headers.keys().any(|n| is_rate_limit_field(n.as_str())) {
+        return fb;
+    }
+    if limited {
         if let Some(wait) = server_wait(headers, now) {
             fb.block_for(wait);
         }
@@ -160,6 +167,13 @@ pub(crate) fn feedback(status: StatusCode, headers: &HeaderMap, now: SystemTime)
         }
     }
     fb
+}
+
+/// Whether a (lowercase) field name is one of the rate-limit fields read here.
+fn is_rate_limit_field(name: &str) -> bool {
+    name.starts_with("ratelimit")
+        || name.starts_with("x-ratelimit-")
+        || name.starts_with("anthropic-ratelimit-")
 }
 
 /// The wait a 429 or 503 asks for: `retry-after-ms` when present and valid (it is the more
