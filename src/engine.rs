@@ -283,7 +283,8 @@ impl Engine {
         }
         state.attempts += 1;
         if let Some((_, name)) = &self.shared.config.request_ids {
-            call.headers.insert(name.clone(), HeaderValue::from(state.retries));
+            call.headers
+                .insert(name.clone(), HeaderValue::from(state.retries));
         }
         let number = hop.retries.begin_attempt();
         log::debug!("{} {}: attempt {number}", call.method, call.host);

@@ -376,9 +376,9 @@ impl Error {
                 may_have_been_processed,
                 ..
             } => may_have_been_processed,
-            ErrorKind::Timeout(TimeoutPhase::Response | TimeoutPhase::Body | TimeoutPhase::Idle) => {
-                true
-            }
+            ErrorKind::Timeout(
+                TimeoutPhase::Response | TimeoutPhase::Body | TimeoutPhase::Idle,
+            ) => true,
             ErrorKind::Protocol
             | ErrorKind::Decode(_)
             | ErrorKind::Status(_)

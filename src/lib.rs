@@ -20,6 +20,7 @@ mod fanout;
 mod job;
 pub mod metrics;
 mod pool;
+mod reconnect;
 mod redirect;
 mod request;
 mod request_id;
@@ -40,12 +41,13 @@ pub use events::EventHandler;
 pub use fanout::FanOut;
 pub use metrics::{HostStats, Stats};
 pub use pool::{Checkout, ClientPool, ScopedClient};
+pub use reconnect::EventSource;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use redirect::{fuzz_resolve, fuzz_same_origin};
 pub use request::RequestBuilder;
 pub use response::Response;
-pub use stream::Events;
 pub use retry::RetryPolicy;
+pub use stream::Events;
 pub use url::redact_url;
 pub use workers::WorkerPool;

@@ -45,11 +45,15 @@ mod tests {
 
     #[test]
     fn ids_are_uuid_v4_shaped_and_distinct() {
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_request_id()).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| new_request_id()).collect();
         assert_eq!(ids.len(), 10_000);
         let id = new_request_id();
         let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
         assert!(parts[2].starts_with('4'), "{id}");
         assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{id}");
     }

@@ -237,7 +237,13 @@ impl Response {
             request_id: self.request_id,
             limit: self.limit,
         };
-        Events::new(self.body, lease, self.stream.deadline, origin, self.counters)
+        Events::new(
+            self.body,
+            lease,
+            self.stream.deadline,
+            origin,
+            self.counters,
+        )
     }
 
     /// How many attempts the call made (1 when it succeeded first time).

@@ -99,6 +99,8 @@ pub struct Parser {
     event: String,
     /// Whether a `data` field came in the current event (the data may still be empty).
     has_data: bool,
+    /// The last event id buffer: set by `id` fields, committed to `last_id` at each blank line.
+    id_buffer: String,
     last_id: String,
     retry: Option<Duration>,
     event_retry: Option<Duration>,
@@ -118,6 +120,7 @@ impl Parser {
             data: String::new(),
             event: String::new(),
             has_data: false,
+            id_buffer: String::new(),
             last_id: String::new(),
             retry: None,
             event_retry: None,
@@ -165,7 +168,8 @@ impl Parser {
         self.ready.pop_front()
     }
 
-    /// The last event id seen (the value to send as `Last-Event-ID` on reconnecting).
+    /// The last event id as of the last blank line (the value to send as `Last-Event-ID` on
+    /// reconnecting): an `id` in an event cut short before its blank line does not count.
     pub fn last_event_id(&self) -> &str {
         &self.last_id
     }
@@ -178,7 +182,10 @@ impl Parser {
     /// Whether the stream ended between events: no line or event is half read. At the end
     /// of a stream anything half read is dropped, as the standard says.
     pub fn is_between_events(&self) -> bool {
-        self.line.is_empty() && !self.has_data && self.event.is_empty()
+        self.line.is_empty()
+            && !self.has_data
+            && self.event.is_empty()
+            && self.id_buffer == self.last_id
     }
 
     /// Skips a leading BOM, which may come split over several feeds.
@@ -236,7 +243,7 @@ impl Parser {
                 self.data.push_str(&value);
                 self.has_data = true;
             }
-            b"id" if !value.contains('\0') => self.last_id = value.into_owned(),
+            b"id" if !value.contains('\0') => self.id_buffer = value.into_owned(),
             b"retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 // More digits than a u64 holds: the longest wait there is.
                 let ms = value.parse::<u64>().unwrap_or(u64::MAX);
@@ -249,6 +256,7 @@ impl Parser {
     }
 
     fn dispatch(&mut self) {
+        self.last_id.clone_from(&self.id_buffer);
         let event = std::mem::take(&mut self.event);
         let retry = self.event_retry.take();
         if !std::mem::take(&mut self.has_data) {
@@ -358,7 +366,12 @@ mod tests {
     #[test]
     fn an_unterminated_event_at_the_end_is_not_dispatched_and_done_is_data() {
         let mut p = Parser::new(100);
-        p.feed(b"data: [DONE]\n\ndata: half").unwrap();
+        p.feed(b"id: 1\ndata: [DONE]\n\nid: 2\ndata: half").unwrap();
+        assert_eq!(
+            p.last_event_id(),
+            "1",
+            "id 2 came in an event not yet finished"
+        );
         assert_eq!(p.next_event().unwrap().data, "[DONE]");
         assert!(p.next_event().is_none());
         assert!(!p.is_between_events());

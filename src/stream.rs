@@ -182,10 +182,8 @@ impl Events {
         let e = from_ureq(ureq::Error::from(e), true).deadline_as(TimeoutPhase::Body);
         let idle_first = self.call_deadline.is_none_or(|d| self.idle_until < d);
         if e.is_timeout() && idle_first && Instant::now() >= self.idle_until {
-            return Error::new(ErrorKind::Timeout(TimeoutPhase::Idle)).with_source(format!(
-                "no server-sent event within {:?}",
-                self.idle
-            ));
+            return Error::new(ErrorKind::Timeout(TimeoutPhase::Idle))
+                .with_source(format!("no server-sent event within {:?}", self.idle));
         }
         e
     }

@@ -58,8 +58,10 @@ pub(crate) struct StreamDeadline {
 impl StreamDeadline {
     /// Bounds the stream's reads by `until` (`None`: no bound).
     pub(crate) fn set(&self, until: Option<Instant>) {
-        self.cell
-            .store(until.map_or(u64::MAX, |u| self.conns.nanos(u)), Ordering::Relaxed);
+        self.cell.store(
+            until.map_or(u64::MAX, |u| self.conns.nanos(u)),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -67,7 +69,9 @@ impl Drop for StreamDeadline {
     fn drop(&mut self) {
         let mut streams = self.conns.streams.lock().unwrap_or_else(|p| p.into_inner());
         streams.retain(|(_, cell)| !Arc::ptr_eq(cell, &self.cell));
-        self.conns.stream_count.store(streams.len(), Ordering::Relaxed);
+        self.conns
+            .stream_count
+            .store(streams.len(), Ordering::Relaxed);
     }
 }
 
