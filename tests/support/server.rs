@@ -48,6 +48,8 @@
 //! * `Stall`: nothing until the server shuts down (FIN close then) or the
 //!   client goes away.
 //! * `Drip`: the complete response one byte per interval, then keep-alive.
+//! * `Stream`: its steps' bytes and pauses, then a FIN close (a `Stall` step: nothing more
+//!   until the client goes away; a `Reset` step: RST close).
 //! * `Raw`: the given bytes, FIN close.
 //! * `RawKeepAlive`: the given bytes, then the next request on the same
 //!   connection (so a test can see whether the client reuses it).
