@@ -13,7 +13,6 @@
 //! ```
 
 #[path = "../tests/support/server.rs"]
-#[allow(dead_code)]
 mod server;
 
 use std::io::Write;

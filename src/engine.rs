@@ -570,6 +570,7 @@ impl Engine {
                     limit: self.shared.config.body_limit,
                     stream: StreamParts {
                         conns: (!self.ureq_timeouts).then(|| self.conns.clone()),
+                        serial: self.conns.last_sender(),
                         deadline: call.custom_timeout.then_some(state.deadline),
                     },
                 };

@@ -53,6 +53,9 @@ pub struct Response {
 pub(crate) struct StreamParts {
     /// The client's connections (`None` through a proxy, where ureq enforces the deadline).
     pub(crate) conns: Option<Arc<Connections>>,
+    /// The connection carrying the body (taken when the call returned: the client may send
+    /// other calls before the body is read).
+    pub(crate) serial: u64,
     /// The call's deadline when it was set on the request itself.
     pub(crate) deadline: Option<Instant>,
 }
@@ -229,7 +232,7 @@ impl Response {
             .stream
             .conns
             .as_ref()
-            .map(|c| c.stream_deadline(self.stream.deadline));
+            .map(|c| c.stream_deadline(self.stream.serial, self.stream.deadline));
         let origin = Origin {
             host: self.host,
             attempts: self.attempts,

@@ -94,11 +94,19 @@ impl Connections {
         self.sending.store(serial, Ordering::Relaxed);
     }
 
-    /// Takes the connection that sent the last request (the one whose body is about to be
-    /// streamed) out of the call's deadline: its reads are bounded by the returned
-    /// `StreamDeadline` instead, starting with `until`.
-    pub(crate) fn stream_deadline(self: &Arc<Self>, until: Option<Instant>) -> StreamDeadline {
-        let serial = self.sending.load(Ordering::Relaxed);
+    /// The connection that sent the last request: when a call has just returned, the one
+    /// carrying its response's body.
+    pub(crate) fn last_sender(&self) -> u64 {
+        self.sending.load(Ordering::Relaxed)
+    }
+
+    /// Takes connection `serial` (from `last_sender`) out of the call's deadline: its reads
+    /// are bounded by the returned `StreamDeadline` instead, starting with `until`.
+    pub(crate) fn stream_deadline(
+        self: &Arc<Self>,
+        serial: u64,
+        until: Option<Instant>,
+    ) -> StreamDeadline {
         let lease = StreamDeadline {
             conns: self.clone(),
             cell: Arc::new(AtomicU64::new(u64::MAX)),
