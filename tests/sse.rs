@@ -405,3 +405,38 @@ fn event_source_reconnects_after_a_cut_with_last_event_id_and_loses_nothing() {
         assert_eq!(logged[1].header("last-event-id"), Some("2"));
     });
 }
+
+#[test]
+fn a_request_id_the_caller_set_is_kept_and_ids_are_off_by_default() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/echo", Behaviour::EchoHeaders)
+            .start();
+        let with_ids = pool(
+            config(Duration::from_secs(5)).request_ids("x-client-request-id", "x-retry-count"),
+        );
+        let client = with_ids.checkout().unwrap();
+        let echoed = client
+            .get(&server.url("/echo"))
+            .header("x-client-request-id", "mine-1")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(echoed.contains("x-client-request-id: mine-1\n"), "{echoed}");
+        assert!(echoed.contains("x-retry-count: 0\n"), "{echoed}");
+        let plain = pool(config(Duration::from_secs(5)));
+        let echoed = plain
+            .checkout()
+            .unwrap()
+            .get(&server.url("/echo"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            !echoed.contains("x-client-request-id") && !echoed.contains("x-retry-count"),
+            "{echoed}"
+        );
+    });
+}
