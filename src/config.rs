@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use ureq::http::HeaderName;
 
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
 use crate::error::{Error, ErrorKind};
@@ -52,6 +53,8 @@ pub struct PoolConfig {
     pub(crate) breaker_failure: FailurePredicate,
     pub(crate) events: Option<Handler>,
     pub(crate) pacing: Option<Pacing>,
+    /// The header naming each call's own id and the one carrying its retry count.
+    pub(crate) request_ids: Option<(HeaderName, HeaderName)>,
 }
 
 /// The registered event handler (`Debug` for the config's sake).
@@ -128,11 +131,18 @@ impl Default for PoolConfig {
             breaker_failure: default_breaker_failure,
             events: None,
             pacing: None,
+            request_ids: None,
         }
     }
 }
 
 impl PoolConfig {
+    /// The headers of the per-call request ids, when they are on; see
+    /// [`PoolConfigBuilder::request_ids`].
+    pub fn request_id_headers(&self) -> Option<(&HeaderName, &HeaderName)> {
+        self.request_ids.as_ref().map(|(id, retries)| (id, retries))
+    }
+
     /// A builder starting from the defaults.
     ///
     /// # Examples
@@ -722,6 +732,39 @@ impl PoolConfigBuilder {
             "user_agent must be a valid header value (no control characters), got {ua:?}"
         );
         self.0.user_agent = ua;
+        self
+    }
+
+    /// Gives every call a request id of its own: a new UUID (version 4) in header `id_header`,
+    /// the same on every retry, redirect hop and replay of that call, and the number of
+    /// retries made so far (0 on the first attempt) in `retry_header`, as the official OpenAI
+    /// and Anthropic SDKs send `x-stainless-retry-count`. A call whose request already has
+    /// `id_header` keeps its own. Server logs then tie retries of one call together. Defaults
+    /// to off.
+    ///
+    /// # Panics
+    ///
+    /// When a name is not a valid header name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder()
+    ///     .request_ids("x-client-request-id", "x-retry-count")
+    ///     .build();
+    /// let (id, retries) = config.request_id_headers().unwrap();
+    /// assert_eq!((id.as_str(), retries.as_str()), ("x-client-request-id", "x-retry-count"));
+    /// # let _ = ClientPool::new(config)?;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn request_ids(mut self, id_header: &str, retry_header: &str) -> Self {
+        let name = |n: &str| {
+            HeaderName::from_bytes(n.as_bytes())
+                .unwrap_or_else(|_| panic!("request_ids: {n:?} is not a valid header name"))
+        };
+        self.0.request_ids = Some((name(id_header), name(retry_header)));
         self
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ureq::http::header::LOCATION;
-use ureq::http::{self, StatusCode};
+use ureq::http::{self, HeaderValue, StatusCode};
 use ureq::{Agent, SendBody};
 
 use crate::breaker::{Admission, AttemptOutcome};
@@ -34,7 +34,8 @@ use crate::events::{
 use crate::metrics::CallRecord;
 use crate::pacing;
 use crate::redirect::{self, Hop};
-use crate::response::{Finished, Response};
+use crate::request_id::new_request_id;
+use crate::response::{server_request_id, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
 use crate::shared::{HostLocal, LocalHosts, Shared};
 use crate::transport::{self, Connections};
@@ -197,6 +198,12 @@ impl Engine {
     /// Runs one call: attempts, retries, stale-connection replay and redirects, all within one
     /// deadline, with the host's breaker and retry budget consulted and metrics recorded.
     pub(crate) fn execute(&self, mut call: Call) -> Result<Response, Error> {
+        if let Some((name, _)) = &self.shared.config.request_ids {
+            if !call.headers.contains_key(name) {
+                let id = HeaderValue::from_str(&new_request_id()).expect("hex digits and dashes");
+                call.headers.insert(name.clone(), id);
+            }
+        }
         let own_policy = call.policy.take();
         let policy = own_policy.as_ref().unwrap_or(&self.shared.config.retry);
         let mut state = CallState::start(call.timeout);
@@ -279,6 +286,10 @@ impl Engine {
             return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
         }
         state.attempts += 1;
+        if let Some((_, name)) = &self.shared.config.request_ids {
+            call.headers
+                .insert(name.clone(), HeaderValue::from(state.retries));
+        }
         let number = hop.retries.begin_attempt();
         log::debug!("{} {}: attempt {number}", call.method, call.host);
         // Through a proxy ureq enforces the deadline: its global timeout equals the default
@@ -534,7 +545,8 @@ impl Engine {
         match policy.decide(&mut hop.retries, decision, Some(budget), Instant::now()) {
             Ok(delay) => Plan::Sleep(delay, retry),
             Err(StopReason::RetryAfterTooLong(wait)) => Plan::Stop(match retry.last {
-                Ok(r) => Err(too_long(wait, r.status())),
+                Ok(r) => Err(too_long(wait, r.status())
+                    .with_request_id(server_request_id(r.headers()).as_deref())),
                 Err(e) => Err(e),
             }),
             Err(StopReason::BudgetExhausted) => {
@@ -597,6 +609,11 @@ impl Engine {
                     redirects: state.redirects,
                     counters: host.counters.clone(),
                     limit: self.shared.config.body_limit,
+                    stream: StreamParts {
+                        conns: (!self.ureq_timeouts).then(|| self.conns.clone()),
+                        serial: self.conns.last_sender(),
+                        deadline: call.custom_timeout.then_some(state.deadline),
+                    },
                 };
                 Ok(Response::new(response, call, finished))
             }

@@ -154,6 +154,9 @@ pub enum TimeoutPhase {
     Response,
     /// Reading the response body.
     Body,
+    /// Waiting for the next server-sent event longer than the stream's idle timeout
+    /// ([`Events::idle_timeout`](crate::Events::idle_timeout)).
+    Idle,
 }
 
 /// An error from the library: its [`ErrorKind`], the host it concerns, the attempts and
@@ -182,6 +185,7 @@ struct Inner {
     host: Option<String>,
     attempts: u32,
     redirects: u32,
+    request_id: Option<String>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
@@ -193,6 +197,7 @@ impl Error {
                 host: None,
                 attempts: 0,
                 redirects: 0,
+                request_id: None,
                 source: None,
             }),
         }
@@ -231,6 +236,33 @@ impl Error {
         self.inner.attempts = attempts;
         self.inner.redirects = redirects;
         self
+    }
+
+    pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Self {
+        if self.inner.request_id.is_none() {
+            self.inner.request_id = id.map(str::to_owned);
+        }
+        self
+    }
+
+    /// The request id the server gave the response this error came from (its `x-request-id`
+    /// or `request-id` header), for quoting to the API's support; `None` when the error came
+    /// before a response, or the server sent none.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/v1/chat").send()?;
+    /// if let Err(e) = response.error_for_status() {
+    ///     eprintln!("{e} (request id {})", e.request_id().unwrap_or("none"));
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
     }
 
     /// What went wrong.
@@ -352,7 +384,9 @@ impl Error {
                 may_have_been_processed,
                 ..
             } => may_have_been_processed,
-            ErrorKind::Timeout(TimeoutPhase::Response | TimeoutPhase::Body) => true,
+            ErrorKind::Timeout(
+                TimeoutPhase::Response | TimeoutPhase::Body | TimeoutPhase::Idle,
+            ) => true,
             ErrorKind::Protocol
             | ErrorKind::Decode(_)
             | ErrorKind::Status(_)
@@ -372,7 +406,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Connect(ConnectFailure::Unreachable) => f.write_str("host unreachable"),
             ErrorKind::Connect(ConnectFailure::Other) => f.write_str("connect failed"),
             ErrorKind::Tls(t) => write!(f, "tls failure: {t}"),
-            ErrorKind::Timeout(p @ (TimeoutPhase::Response | TimeoutPhase::Body)) => {
+            ErrorKind::Timeout(
+                p @ (TimeoutPhase::Response | TimeoutPhase::Body | TimeoutPhase::Idle),
+            ) => {
                 write!(f, "timed out ({p}; the request may have been processed)")
             }
             ErrorKind::Timeout(p) => write!(f, "timed out ({p})"),
@@ -438,6 +474,7 @@ impl fmt::Display for TimeoutPhase {
             TimeoutPhase::Send => "sending request",
             TimeoutPhase::Response => "awaiting response",
             TimeoutPhase::Body => "reading body",
+            TimeoutPhase::Idle => "no event within the stream's idle timeout",
         })
     }
 }
@@ -455,6 +492,9 @@ impl fmt::Display for Error {
         if self.inner.redirects > 0 {
             write!(f, " and {} redirects", self.inner.redirects)?;
         }
+        if let Some(id) = &self.inner.request_id {
+            write!(f, " (request id {id})")?;
+        }
         Ok(())
     }
 }
@@ -467,6 +507,9 @@ impl fmt::Debug for Error {
             d.field("host", host);
         }
         d.field("attempts", &self.inner.attempts);
+        if let Some(id) = &self.inner.request_id {
+            d.field("request_id", id);
+        }
         if let Some(source) = &self.inner.source {
             d.field("source", &source.to_string());
         }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 use ureq::http::header::AsHeaderName;
@@ -12,6 +13,8 @@ use ureq::http::{self, HeaderMap, StatusCode, Uri};
 use crate::call::Call;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::metrics::HostCounters;
+use crate::stream::{Events, Origin};
+use crate::transport::Connections;
 use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
@@ -42,6 +45,19 @@ pub struct Response {
     body: ureq::Body,
     limit: u64,
     counters: Arc<CachePadded<HostCounters>>,
+    request_id: Option<String>,
+    stream: StreamParts,
+}
+
+/// What [`Response::events`] needs to take the body out of the call's deadline.
+pub(crate) struct StreamParts {
+    /// The client's connections (`None` through a proxy, where ureq enforces the deadline).
+    pub(crate) conns: Option<Arc<Connections>>,
+    /// The connection carrying the body (taken when the call returned: the client may send
+    /// other calls before the body is read).
+    pub(crate) serial: u64,
+    /// The call's deadline when it was set on the request itself.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl fmt::Debug for Response {
@@ -61,12 +77,33 @@ pub(crate) struct Finished {
     pub(crate) redirects: u32,
     pub(crate) counters: Arc<CachePadded<HostCounters>>,
     pub(crate) limit: u64,
+    pub(crate) stream: StreamParts,
+}
+
+/// The longest server request id kept: enough for any id scheme, not for a hostile header.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request id the server gave a response: `x-request-id` (OpenAI, most gateways), else
+/// `request-id` (Anthropic, Stripe).
+pub(crate) fn server_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers
+        .get("x-request-id")
+        .or_else(|| headers.get("request-id"))?
+        .to_str()
+        .ok()?;
+    let end = value
+        .char_indices()
+        .nth(MAX_REQUEST_ID)
+        .map_or(value.len(), |(i, _)| i);
+    Some(value[..end].to_owned())
 }
 
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
         let (parts, body) = response.into_parts();
         Response {
+            request_id: server_request_id(&parts.headers),
+            stream: f.stream,
             status: parts.status,
             headers: parts.headers,
             uri: redact_uri(&call.uri, &call.sensitive_query),
@@ -156,6 +193,62 @@ impl Response {
         &self.uri
     }
 
+    /// The request id the server gave this response (its `x-request-id` header, else
+    /// `request-id`), at most 128 characters; errors from the response carry it too
+    /// ([`Error::request_id`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/v1/models").send()?;
+    /// log::info!("served as {}", response.request_id().unwrap_or("-"));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The body as a stream of server-sent events: see [`Events`] for the idle timeout,
+    /// retries and limits.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/v1/stream").send()?;
+    /// for event in response.events() {
+    ///     let event = event?;
+    ///     println!("{}: {}", event.event, event.data);
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn events(self) -> Events {
+        let lease = self
+            .stream
+            .conns
+            .as_ref()
+            .map(|c| c.stream_deadline(self.stream.serial, self.stream.deadline));
+        let origin = Origin {
+            host: self.host,
+            attempts: self.attempts,
+            redirects: self.redirects,
+            request_id: self.request_id,
+            limit: self.limit,
+        };
+        Events::new(
+            self.body,
+            lease,
+            self.stream.deadline,
+            origin,
+            self.counters,
+        )
+    }
+
     /// How many attempts the call made (1 when it succeeded first time).
     ///
     /// # Examples
@@ -214,7 +307,8 @@ impl Response {
         if self.status.is_client_error() || self.status.is_server_error() {
             Err(Error::new(ErrorKind::Status(self.status))
                 .with_host(&self.host)
-                .with_attempts(self.attempts, self.redirects))
+                .with_attempts(self.attempts, self.redirects)
+                .with_request_id(self.request_id.as_deref()))
         } else {
             Ok(self)
         }
@@ -225,6 +319,7 @@ impl Response {
             .deadline_as(TimeoutPhase::Body)
             .with_host(&self.host)
             .with_attempts(self.attempts, self.redirects)
+            .with_request_id(self.request_id.as_deref())
     }
 
     /// Reads the whole body as bytes.

@@ -66,3 +66,8 @@ fn header_validation_corpus() {
 fn client_exchange_corpus() {
     replay("client_exchange", fuzz_checks::client_exchange);
 }
+
+#[test]
+fn sse_parser_corpus() {
+    replay("sse_parser", fuzz_checks::sse_parser);
+}

@@ -1,7 +1,8 @@
 //! A client's connection bookkeeping (connections opened, the call's deadline, retiring
 //! pooled connections, the secrets vault) and the limit that a blocking step must not pass.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::NextTimeout;
@@ -35,6 +36,43 @@ pub(crate) struct Connections {
     base: Instant,
     /// The placeholders of the running exchange and what they stand for.
     secrets: Secrets,
+    /// The serial of the connection that last sent a request: the one whose response the
+    /// engine has just handed out.
+    sending: AtomicU64,
+    /// Connections streaming a body under their own deadline (`StreamDeadline`), by serial,
+    /// and how many there are: a transport with none to look for pays one atomic load.
+    streams: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
+    stream_count: AtomicUsize,
+}
+
+/// The deadline of one streamed body, which replaces the call's deadline for the reads of
+/// that connection while it lives: server-sent events are bounded by an idle timeout between
+/// events, not by the deadline that covered the response head. Dropping it hands the
+/// connection back to the call's deadline.
+#[derive(Debug)]
+pub(crate) struct StreamDeadline {
+    conns: Arc<Connections>,
+    cell: Arc<AtomicU64>,
+}
+
+impl StreamDeadline {
+    /// Bounds the stream's reads by `until` (`None`: no bound).
+    pub(crate) fn set(&self, until: Option<Instant>) {
+        self.cell.store(
+            until.map_or(u64::MAX, |u| self.conns.nanos(u)),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Drop for StreamDeadline {
+    fn drop(&mut self) {
+        let mut streams = self.conns.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.retain(|(_, cell)| !Arc::ptr_eq(cell, &self.cell));
+        self.conns
+            .stream_count
+            .store(streams.len(), Ordering::Relaxed);
+    }
 }
 
 impl Connections {
@@ -45,7 +83,60 @@ impl Connections {
             deadline: AtomicU64::new(0),
             base: Instant::now(),
             secrets: Secrets::new(),
+            sending: AtomicU64::new(0),
+            streams: Mutex::new(Vec::new()),
+            stream_count: AtomicUsize::new(0),
         }
+    }
+
+    /// Notes that connection `serial` is sending a request.
+    pub(super) fn note_sending(&self, serial: u64) {
+        self.sending.store(serial, Ordering::Relaxed);
+    }
+
+    /// The connection that sent the last request: when a call has just returned, the one
+    /// carrying its response's body.
+    pub(crate) fn last_sender(&self) -> u64 {
+        self.sending.load(Ordering::Relaxed)
+    }
+
+    /// Takes connection `serial` (from `last_sender`) out of the call's deadline: its reads
+    /// are bounded by the returned `StreamDeadline` instead, starting with `until`.
+    pub(crate) fn stream_deadline(
+        self: &Arc<Self>,
+        serial: u64,
+        until: Option<Instant>,
+    ) -> StreamDeadline {
+        let lease = StreamDeadline {
+            conns: self.clone(),
+            cell: Arc::new(AtomicU64::new(u64::MAX)),
+        };
+        lease.set(until);
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        // A later stream on the same connection (after the first one ended) replaces it.
+        streams.retain(|(s, _)| *s != serial);
+        streams.push((serial, lease.cell.clone()));
+        self.stream_count.store(streams.len(), Ordering::Relaxed);
+        lease
+    }
+
+    /// The deadline of connection `serial`'s streamed body, when it streams one: `Some(None)`
+    /// for a stream without a bound.
+    pub(super) fn streamed(&self, serial: u64) -> Option<Option<Instant>> {
+        if self.stream_count.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, cell) = streams.iter().find(|(s, _)| *s == serial)?;
+        Some(match cell.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => self.base.checked_add(Duration::from_nanos(n)),
+        })
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1).max(1)
     }
 
     /// The vault of the secrets kept out of ureq's sight (`secrets.rs`).

@@ -57,7 +57,7 @@ use resolver::CachingResolver;
 use tcp::TcpConnector;
 use tls::TlsConnector;
 
-pub(crate) use conns::Connections;
+pub(crate) use conns::{Connections, StreamDeadline};
 pub(crate) use tls::tls_config;
 
 /// One client's ureq agent and what the engine must know about how it connects.

@@ -181,6 +181,7 @@ impl Transport for TcpTransport {
             ureq::Timeout::SendRequest,
         );
         self.probed_at = None;
+        self.conns.note_sending(self.serial);
         self.buffers.request_sent();
         let stream = &self.stream;
         let mut output = &self.buffers.output()[..amount];
@@ -204,10 +205,12 @@ impl Transport for TcpTransport {
         let timeout = timeout.for_read();
         // Waiting for the head or reading the body: the transport cannot tell which, so the
         // deadline is reported as such and the engine names the phase (`engine.rs`, `response.rs`).
+        // A streamed body (server-sent events) is bounded by its own deadline instead.
+        let deadline = self.conns.streamed(self.serial).unwrap_or(self.deadline);
         let (by, reason) = limit(
             until(&timeout),
             timeout.reason,
-            self.deadline,
+            deadline,
             ureq::Timeout::Global,
         );
         let stream = &self.stream;

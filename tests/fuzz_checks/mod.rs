@@ -745,3 +745,141 @@ impl Framing {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// sse_parser: the whole input is an event stream.
+
+/// What a feeding of the stream gave: the events, and whether it ended in a limit error.
+fn sse_feed(pieces: &[&[u8]], limit: usize) -> (Vec<http_sentinel::sse::Event>, bool) {
+    let mut parser = http_sentinel::sse::Parser::new(limit);
+    let mut events = Vec::new();
+    for piece in pieces {
+        let result = parser.feed(piece);
+        while let Some(e) = parser.next_event() {
+            events.push(e);
+        }
+        if result.is_err() {
+            return (events, true);
+        }
+    }
+    (events, false)
+}
+
+/// An independent, whole-input reading of the standard's rules (no limit): the lines split
+/// at CRLF, LF or CR after one leading BOM, the last unterminated line dropped.
+fn sse_reference(data: &[u8]) -> Vec<http_sentinel::sse::Event> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' || data[i] == b'\n' {
+            lines.push(&data[start..i]);
+            if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    let (mut out, mut data_buf, mut event, mut id_buf, mut last_id) = (
+        Vec::new(),
+        None::<String>,
+        String::new(),
+        String::new(),
+        String::new(),
+    );
+    let mut retry = None;
+    for line in lines {
+        if line.is_empty() {
+            last_id = id_buf.clone();
+            if let Some(d) = data_buf.take() {
+                out.push(http_sentinel::sse::Event {
+                    event: if event.is_empty() {
+                        "message".into()
+                    } else {
+                        event.clone()
+                    },
+                    data: d,
+                    id: last_id.clone(),
+                    retry: retry.take(),
+                });
+            }
+            event.clear();
+            retry = None;
+            continue;
+        }
+        if line[0] == b':' {
+            continue;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(c) => (
+                &line[..c],
+                line[c + 1..].strip_prefix(b" ").unwrap_or(&line[c + 1..]),
+            ),
+            None => (line, &b""[..]),
+        };
+        let value = String::from_utf8_lossy(value).into_owned();
+        match field {
+            b"data" => match &mut data_buf {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(&value);
+                }
+                None => data_buf = Some(value),
+            },
+            b"event" => event = value,
+            b"id" if !value.contains('\0') => id_buf = value,
+            b"retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                retry = Some(Duration::from_millis(value.parse().unwrap_or(u64::MAX)));
+            }
+            _ => {}
+        }
+    }
+    let _ = last_id;
+    out
+}
+
+/// The parser never panics; every way of cutting the stream into reads (whole, 1-byte reads,
+/// three pieces at points taken from the input) gives the same events and the same limit
+/// error; without a limit in reach the events are the reference reading's; no event holds
+/// data over the limit, a line end in its type or id, or a NUL in its id.
+pub fn sse_parser(data: &[u8]) {
+    let limit = 64;
+    let whole = sse_feed(&[data], limit);
+    let bytes: Vec<&[u8]> = data.chunks(1).collect();
+    assert_eq!(sse_feed(&bytes, limit), whole, "1-byte reads differ");
+    let seed = data
+        .iter()
+        .fold(7usize, |h, &b| h.wrapping_mul(31).wrapping_add(b as usize));
+    let (i, j) = if data.is_empty() {
+        (0, 0)
+    } else {
+        (seed % data.len(), (seed / 7) % data.len())
+    };
+    let (i, j) = (i.min(j), i.max(j));
+    let three = [&data[..i], &data[i..j], &data[j..]];
+    assert_eq!(
+        sse_feed(&three, limit),
+        whole,
+        "splits at {i} and {j} differ"
+    );
+    for e in &whole.0 {
+        assert!(e.data.len() <= limit, "data over the limit");
+        assert!(!e.event.is_empty());
+        for s in [&e.event, &e.id] {
+            assert!(!s.contains('\r') && !s.contains('\n'));
+        }
+        assert!(!e.id.contains('\0') && !e.data.contains('\r'));
+    }
+    let unlimited = sse_feed(&[data], usize::MAX);
+    assert!(!unlimited.1);
+    assert_eq!(
+        unlimited.0,
+        sse_reference(data),
+        "differs from the reference reading"
+    );
+    if !whole.1 {
+        assert_eq!(whole.0, unlimited.0);
+    }
+}

@@ -48,6 +48,8 @@
 //! * `Stall`: nothing until the server shuts down (FIN close then) or the
 //!   client goes away.
 //! * `Drip`: the complete response one byte per interval, then keep-alive.
+//! * `Stream`: its steps' bytes and pauses, then a FIN close (a `Stall` step: nothing more
+//!   until the client goes away; a `Reset` step: RST close).
 //! * `Raw`: the given bytes, FIN close.
 //! * `RawKeepAlive`: the given bytes, then the next request on the same
 //!   connection (so a test can see whether the client reuses it).
@@ -200,6 +202,23 @@ pub enum Behaviour {
     /// Decides per request. A `Sequence` it returns is indexed by the route's
     /// request count, like one configured directly.
     Handler(Arc<HandlerFn>),
+    /// A streamed response written step by step (raw bytes, pauses), ending as its
+    /// last step says; with no end step, a FIN close. For server-sent events.
+    Stream(Vec<StreamStep>),
+}
+
+/// One step of a [`Behaviour::Stream`].
+#[derive(Clone, Debug)]
+pub enum StreamStep {
+    /// These exact bytes (the head, a chunk, ...).
+    Write(Vec<u8>),
+    /// Waits this long (cut short by server shutdown).
+    Pause(Duration),
+    /// Sends nothing more, keeping the connection open until the client goes away or
+    /// the server shuts down.
+    Stall,
+    /// Resets the connection.
+    Reset,
 }
 
 impl fmt::Debug for Behaviour {
@@ -252,6 +271,7 @@ impl fmt::Debug for Behaviour {
             Behaviour::EchoHeaders => f.write_str("EchoHeaders"),
             Behaviour::Echo => f.write_str("Echo"),
             Behaviour::Handler(_) => f.write_str("Handler(..)"),
+            Behaviour::Stream(steps) => f.debug_tuple("Stream").field(steps).finish(),
         }
     }
 }
@@ -1302,6 +1322,34 @@ fn serve_connection(shared: &Shared, stream: TcpStream, id: usize) {
     }
 }
 
+/// Plays a [`Behaviour::Stream`].
+fn stream(shared: &Shared, conn: &mut Conn, steps: Vec<StreamStep>) -> Next {
+    for step in steps {
+        match step {
+            StreamStep::Write(bytes) => {
+                if conn.write_all(&bytes).is_err() {
+                    return Next::Abandon;
+                }
+            }
+            StreamStep::Pause(d) => {
+                if shared.wait_stop(d) {
+                    return Next::Close;
+                }
+            }
+            StreamStep::Stall => {
+                while !shared.wait_stop(STALL_POLL) {
+                    if conn.peer_gone() {
+                        return Next::Abandon;
+                    }
+                }
+                return Next::Close;
+            }
+            StreamStep::Reset => return Next::Abandon,
+        }
+    }
+    Next::Close
+}
+
 fn act(
     shared: &Shared,
     conn: &mut Conn,
@@ -1310,10 +1358,12 @@ fn act(
     client_close: bool,
 ) -> Next {
     let head_only = request.method == "HEAD";
-    let resets = matches!(
-        behaviour,
-        Behaviour::ResetBeforeResponse | Behaviour::ResetMidBody { .. }
-    );
+    let resets = match &behaviour {
+        Behaviour::ResetBeforeResponse | Behaviour::ResetMidBody { .. } => true,
+        // The request's bytes are held unread so that the close is an RST.
+        Behaviour::Stream(steps) => steps.iter().any(|s| matches!(s, StreamStep::Reset)),
+        _ => false,
+    };
     if !resets && conn.release().is_err() {
         return Next::Abandon;
     }
@@ -1393,6 +1443,7 @@ fn act(
         }
         Behaviour::EchoHeaders => reply(conn, &echo_headers_reply(request)),
         Behaviour::Echo => reply(conn, &echo_reply(request)),
+        Behaviour::Stream(steps) => stream(shared, conn, steps),
         // `Shared::resolve` never hands these over.
         Behaviour::Sequence(_) | Behaviour::Handler(_) => {
             reply(conn, &Reply::text(500, "unresolved behaviour"))
