@@ -25,6 +25,7 @@ mod request;
 mod response;
 pub mod retry;
 mod shared;
+pub mod telemetry;
 mod transport;
 mod url;
 pub mod workers;
