@@ -36,7 +36,7 @@ fn duration_series(
             assert_eq!(s.server_address(), "127.0.0.1");
             assert_eq!(s.url_scheme(), "http");
             assert_eq!(s.protocol_version(), "1.1");
-            assert_eq!(s.bucket_counts().iter().sum::<u64>() <= s.count(), true);
+            assert!(s.bucket_counts().iter().sum::<u64>() <= s.count());
             (
                 s.method().to_owned(),
                 s.status_code(),

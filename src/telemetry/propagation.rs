@@ -286,10 +286,12 @@ impl TraceIds {
         self.span_id = random_u64().max(1).to_be_bytes();
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn trace_hex(&self) -> String {
         hex(&self.trace_id)
     }
 
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn span_hex(&self) -> String {
         hex(&self.span_id)
     }

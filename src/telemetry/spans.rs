@@ -23,6 +23,7 @@ use crate::breaker::BreakerState;
 use crate::telemetry::propagation::TraceIds;
 
 /// The attributes both spans carry.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct Target<'a> {
     pub(crate) method: &'a Method,
     pub(crate) uri: &'a Uri,

@@ -57,7 +57,7 @@ impl<C: Connector> Connector for SwapConnector<C> {
                 gauge: if is_proxy_leg(self.proxy.as_ref(), details) {
                     None
                 } else {
-                    self.conns.gauge(&details.uri)
+                    self.conns.gauge(details.uri)
                 },
             }))
     }
