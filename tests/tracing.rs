@@ -209,3 +209,43 @@ fn without_a_subscriber_calls_work_and_record_nothing() {
         server.shutdown();
     });
 }
+
+#[test]
+fn a_breaker_transition_is_an_event_in_the_call_span() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/", Behaviour::Respond(Reply::text(500, "down")))
+            .start();
+        let breaker = http_sentinel::BreakerConfig::new()
+            .with_min_calls(2)
+            .with_failure_ratio(0.5);
+        let once = http_sentinel::RetryPolicy::new().with_max_attempts(1);
+        let pool = pool(config(Duration::from_secs(5)).retry(once).breaker(breaker));
+        let client = pool.checkout().unwrap();
+        let capture = Capture::default();
+        tracing::subscriber::with_default(capture.clone(), || {
+            for _ in 0..2 {
+                client
+                    .get(&server.url("/"))
+                    .send()
+                    .unwrap()
+                    .bytes()
+                    .unwrap();
+            }
+        });
+        let events = capture.events.lock().unwrap().clone();
+        let transitions: Vec<&EventRec> = events
+            .iter()
+            .filter(|e| e.fields.get("message").map(String::as_str) == Some("breaker"))
+            .collect();
+        assert_eq!(transitions.len(), 1, "{events:#?}");
+        assert_eq!(transitions[0].fields["from"], "Closed");
+        assert_eq!(transitions[0].fields["to"], "Open");
+        let spans = capture.spans.lock().unwrap().clone();
+        let second_call = spans.iter().filter(|s| s.name == "call").nth(1).unwrap();
+        assert_eq!(transitions[0].span, Some(second_call.id));
+        drop(client);
+        drop(pool);
+        server.shutdown();
+    });
+}
