@@ -14,8 +14,8 @@
 //!   `_OTHER` for an unclassified error), `url.scheme`, `network.protocol.version`.
 //! - `http.client.open_connections` (up-down counter, so a Prometheus gauge) as
 //!   `http_client_open_connections{http_connection_state="active"|"idle"}`, with
-//!   `server.address`, `server.port`, `url.scheme`: connections this pool opened itself (the
-//!   ones ureq's proxy connectors open are not counted).
+//!   `server.address`, `server.port`, `url.scheme`: every connection the pool's clients hold;
+//!   one through a proxy counts under its target, not under the proxy.
 //!
 //! Each client records into its own shard (one uncontended lock per attempt; only a snapshot
 //! takes it from another thread).
