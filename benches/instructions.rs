@@ -93,7 +93,12 @@ fn client(url: &str, n: u64, subscriber: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["serve", port] => serve(port.parse().expect("port")),
         ["client", url, n, subscriber] => client(url, n.parse().expect("count"), subscriber),
         // `cargo bench` runs every bench target with `--bench`: nothing to do without a server.
