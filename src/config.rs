@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
 use crate::pacing::Pacing;
 use crate::retry::RetryPolicy;
+use crate::telemetry::Propagator;
 
 /// Configuration shared by every client of a [`ClientPool`](crate::ClientPool).
 ///
@@ -55,6 +56,18 @@ pub struct PoolConfig {
     pub(crate) pacing: Option<Pacing>,
     /// The header naming each call's own id and the one carrying its retry count.
     pub(crate) request_ids: Option<(HeaderName, HeaderName)>,
+    pub(crate) otel_metrics: bool,
+    pub(crate) propagator: Option<PropagatorHook>,
+}
+
+/// The registered propagation hook (`Debug` for the config's sake).
+#[derive(Clone)]
+pub(crate) struct PropagatorHook(pub(crate) Arc<dyn Propagator>);
+
+impl std::fmt::Debug for PropagatorHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Propagator")
+    }
 }
 
 /// The registered event handler (`Debug` for the config's sake).
@@ -132,6 +145,8 @@ impl Default for PoolConfig {
             events: None,
             pacing: None,
             request_ids: None,
+            otel_metrics: false,
+            propagator: None,
         }
     }
 }
@@ -525,6 +540,17 @@ impl PoolConfig {
     /// ```
     pub fn event_handler(&self) -> Option<&Arc<dyn EventHandler>> {
         self.events.as_ref().map(|h| &h.0)
+    }
+
+    /// Whether OpenTelemetry's HTTP client metrics are kept (see
+    /// [`PoolConfigBuilder::otel_metrics`]).
+    pub fn otel_metrics(&self) -> bool {
+        self.otel_metrics
+    }
+
+    /// The propagation hook called on every attempt, if any.
+    pub fn propagator(&self) -> Option<&Arc<dyn Propagator>> {
+        self.propagator.as_ref().map(|p| &p.0)
     }
 }
 
@@ -1053,6 +1079,48 @@ impl PoolConfigBuilder {
     /// ```
     pub fn event_handler(mut self, handler: Arc<dyn EventHandler>) -> Self {
         self.0.events = Some(Handler(handler));
+        self
+    }
+
+    /// Keeps OpenTelemetry's HTTP client metrics, `http.client.request.duration` (one sample per
+    /// request sent) and `http.client.open_connections`, with the semantic conventions'
+    /// attributes; [`Stats::to_prometheus`](crate::Stats::to_prometheus) renders them as
+    /// `http_client_request_duration_seconds` and `http_client_open_connections` next to its
+    /// own families (see [`metrics::otel`](crate::metrics::otel)). Costs one uncontended lock
+    /// per attempt. Defaults to off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().otel_metrics(true).build())?;
+    /// assert!(pool.config().otel_metrics());
+    /// assert!(pool.stats().otel_request_durations().is_empty());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn otel_metrics(mut self, on: bool) -> Self {
+        self.0.otel_metrics = on;
+        self
+    }
+
+    /// Registers a hook that adds trace-propagation headers to every attempt (W3C
+    /// `traceparent` with [`W3cPropagator`](crate::telemetry::W3cPropagator), or whatever a
+    /// tracer propagates), replacing any previous one. Defaults to none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use http_sentinel::telemetry::W3cPropagator;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().propagator(Arc::new(W3cPropagator)).build())?;
+    /// assert!(pool.config().propagator().is_some());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn propagator(mut self, propagator: Arc<dyn Propagator>) -> Self {
+        self.0.propagator = Some(PropagatorHook(propagator));
         self
     }
 

@@ -31,6 +31,7 @@ use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
     AttemptEvent, BreakerEvent, PacedEvent, RetryEvent, RetryReason, StaleReplayEvent,
 };
+use crate::metrics::otel::{self, DurationShard};
 use crate::metrics::CallRecord;
 use crate::pacing;
 use crate::redirect::{self, Hop};
@@ -38,6 +39,8 @@ use crate::request_id::new_request_id;
 use crate::response::{server_request_id, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
 use crate::shared::{HostLocal, LocalHosts, Shared};
+use crate::telemetry::spans::{self, Target};
+use crate::telemetry::{AttemptTimings, PropagationContext, TraceIds};
 use crate::transport::{self, Connections};
 
 type HttpResponse = http::Response<ureq::Body>;
@@ -55,6 +58,8 @@ pub(crate) struct Engine {
     // instead of handing it out again. Being a `Cell` also makes the engine `!Sync`.
     discard: Cell<bool>,
     hosts: LocalHosts,
+    // This client's `http.client.request.duration` series, when the pool keeps them.
+    otel: Option<Arc<DurationShard>>,
 }
 
 /// What one call has done so far.
@@ -70,6 +75,12 @@ struct CallState {
     redirects: u32,
     /// Response header bytes of the redirect chain so far (see `charge_head`).
     header_bytes: usize,
+    /// Requests sent so far, every kind of resend included.
+    sends: u32,
+    /// The last attempt's timings.
+    timings: AttemptTimings,
+    /// The call's W3C ids, when a propagator is set.
+    trace: Option<TraceIds>,
 }
 
 /// What the attempts at one URL (one hop of a redirect chain) have done so far.
@@ -121,6 +132,9 @@ impl CallState {
             stale_replays: 0,
             redirects: 0,
             header_bytes: 0,
+            sends: 0,
+            timings: AttemptTimings::default(),
+            trace: None,
         }
     }
 
@@ -146,7 +160,12 @@ impl HopState {
 
 impl Engine {
     pub(crate) fn new(shared: Arc<Shared>) -> Engine {
-        let conns = Arc::new(Connections::new());
+        let otel = shared.config.otel_metrics;
+        let conns = Connections::new();
+        let conns = Arc::new(match otel {
+            true => conns.with_open_gauges(shared.metrics.otel.clone()),
+            false => conns,
+        });
         let transport::ClientAgent {
             agent,
             ureq_timeouts,
@@ -164,6 +183,7 @@ impl Engine {
             ureq_timeouts,
             route,
             hosts: LocalHosts::new(&shared),
+            otel: otel.then(|| shared.metrics.otel.shard()),
             shared,
             discard: Cell::new(false),
         }
@@ -207,6 +227,14 @@ impl Engine {
         let own_policy = call.policy.take();
         let policy = own_policy.as_ref().unwrap_or(&self.shared.config.retry);
         let mut state = CallState::start(call.timeout);
+        let span = spans::call(&Target {
+            method: &call.method,
+            uri: &call.uri,
+        });
+        if self.shared.config.propagator.is_some() {
+            state.trace = Some(TraceIds::for_call());
+            span.trace(state.trace.as_ref());
+        }
         // One host lookup per hop, one clock reading per attempt boundary: the call's start
         // serves the budget, the breaker and the first attempt, each attempt's end its record.
         let mut slot = Some(self.host(&call.host));
@@ -214,6 +242,7 @@ impl Engine {
             h.policy.budget.record_request_at(state.started);
         }
         let outcome = self.call_loop(&mut call, &mut state, policy, &mut slot);
+        span.outcome(span_outcome(&outcome));
         let host = slot.unwrap_or_else(|| self.host(&call.host));
         self.finish(call, &state, &host, outcome)
     }
@@ -299,26 +328,30 @@ impl Engine {
         let ureq_timeout =
             (self.ureq_timeouts && (!first_send || call.custom_timeout)).then_some(remaining);
         self.conns.set_deadline(state.deadline);
+        self.conns.clock().reset();
         let opened_before = self.conns.opened();
-        let result = self.send(call, ureq_timeout);
+        let target = Target {
+            method: &call.method,
+            uri: &call.uri,
+        };
+        let span = spans::attempt(&target, state.sends);
+        if let Some(ids) = &mut state.trace {
+            ids.next_attempt();
+            span.ids(Some(ids));
+        }
+        let resend_count = state.sends;
+        state.sends += 1;
+        let result = span.in_scope(|| self.send(call, ureq_timeout, state, resend_count));
         state.last_end = Instant::now();
         let took = state.last_end.saturating_duration_since(started);
         let connections_opened = self.conns.opened() - opened_before;
+        let reused = connections_opened == 0;
+        state.timings = self.conns.clock().read(started, number, reused, took);
+        span.outcome(span_outcome(&result));
         let status = result.as_ref().ok().map(|r| r.status());
         host.counters
             .record_attempt(took, connections_opened, status);
-        if let Some(h) = self.shared.events() {
-            h.on_attempt(&AttemptEvent {
-                host: call.host.clone(),
-                attempt: number,
-                duration: took,
-                outcome: result
-                    .as_ref()
-                    .map(|r| r.status())
-                    .map_err(|e| e.kind().clone()),
-                reused_connection: connections_opened == 0,
-            });
-        }
+        self.record_attempt(call, &result, &state.timings);
         Ok(Sent {
             admission,
             result,
@@ -361,6 +394,53 @@ impl Engine {
         match sent {
             true => Ok(Some(Instant::now())),
             false => Err(Error::new(ErrorKind::RateLimited { wait })),
+        }
+    }
+
+    /// The attempt's OpenTelemetry sample and event, for whoever wants them.
+    fn record_attempt(
+        &self,
+        call: &Call,
+        result: &Result<HttpResponse, Error>,
+        timings: &AttemptTimings,
+    ) {
+        if let Some(shard) = &self.otel {
+            let host = call.uri.host().unwrap_or("");
+            let (status, error, version) = match result {
+                Ok(r) => (
+                    Some(r.status().as_u16()),
+                    None,
+                    protocol_version(r.version()),
+                ),
+                Err(e) => (None, Some(otel::error_type(e.class())), "1.1"),
+            };
+            let attributes = otel::AttemptAttributes {
+                method: otel::method_attribute(&call.method),
+                scheme: if call.uri.scheme_str() == Some("https") {
+                    "https"
+                } else {
+                    "http"
+                },
+                address: host.trim_start_matches('[').trim_end_matches(']'),
+                port: crate::url::port(&call.uri),
+                status,
+                error,
+                version,
+            };
+            shard.record(&attributes, timings.total());
+        }
+        if let Some(h) = self.shared.events() {
+            h.on_attempt(&AttemptEvent {
+                host: call.host.clone(),
+                attempt: timings.attempt(),
+                duration: timings.total(),
+                outcome: result
+                    .as_ref()
+                    .map(|r| r.status())
+                    .map_err(|e| e.kind().clone()),
+                reused_connection: timings.reused_connection(),
+                timings: *timings,
+            });
         }
     }
 
@@ -416,6 +496,7 @@ impl Engine {
         let failed = (self.shared.config.breaker_failure)(outcome);
         let breaker = &host.policy.breaker;
         if let Some(t) = breaker.record_at(sent.admission, !failed, now) {
+            spans::breaker(&call.host, t.from(), t.to());
             if let Some(h) = self.shared.events() {
                 h.on_breaker_transition(&BreakerEvent {
                     host: call.host.clone(),
@@ -570,6 +651,7 @@ impl Engine {
             call.host,
             r.reason
         );
+        spans::retry(&call.host, attempt, delay, &r.reason);
         if let Some(h) = self.shared.events() {
             h.on_retry(&RetryEvent {
                 host: call.host.clone(),
@@ -614,6 +696,8 @@ impl Engine {
                         serial: self.conns.last_sender(),
                         deadline: call.custom_timeout.then_some(state.deadline),
                     },
+                    timings: state.timings,
+                    events: self.shared.config.events.as_ref().map(|h| h.0.clone()),
                 };
                 Ok(Response::new(response, call, finished))
             }
@@ -629,7 +713,13 @@ impl Engine {
     /// at `trace`): ureq gets placeholders, which the transport swaps for the real values in
     /// the request head on its way to the socket; the response's secrets, which the transport
     /// took out of the head before ureq read it, are put back here.
-    fn send(&self, call: &mut Call, timeout: Option<Duration>) -> Result<HttpResponse, Error> {
+    fn send(
+        &self,
+        call: &mut Call,
+        timeout: Option<Duration>,
+        state: &CallState,
+        resend_count: u32,
+    ) -> Result<HttpResponse, Error> {
         if let Some(refused) = self.route.refusal() {
             return Err(refused.with_host(&call.host));
         }
@@ -645,6 +735,15 @@ impl Engine {
             .uri(uri.clone());
         if let Some(h) = builder.headers_mut() {
             h.clone_from(headers);
+            if let (Some(p), Some(ids)) = (&self.shared.config.propagator, &state.trace) {
+                let cx = PropagationContext {
+                    method: &call.method,
+                    host: &call.host,
+                    resend_count,
+                    ids,
+                };
+                p.0.inject(&cx, h);
+            }
         }
         let result = match &mut call.body {
             Body::None => self.run_request(builder.body(()), timeout, direct),
@@ -690,6 +789,24 @@ impl Engine {
         self.agent
             .run(request)
             .map_err(|e| from_ureq(e, true).deadline_as(TimeoutPhase::Response))
+    }
+}
+
+/// A span's view of an outcome: the status, or the error's `error.type`.
+fn span_outcome(outcome: &Result<HttpResponse, Error>) -> Result<u16, &'static str> {
+    match outcome {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => Err(otel::error_type(e.class())),
+    }
+}
+
+fn protocol_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
     }
 }
 

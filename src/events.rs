@@ -10,6 +10,7 @@ use ureq::http::StatusCode;
 
 use crate::breaker::BreakerState;
 use crate::error::ErrorKind;
+use crate::telemetry::AttemptTimings;
 
 /// Receives the pool's events. Every method defaults to doing nothing.
 ///
@@ -61,6 +62,12 @@ pub trait EventHandler: Send + Sync + 'static {
     fn on_paced(&self, event: &PacedEvent) {
         let _ = event;
     }
+
+    /// A response body was read to its end (or failed) by [`Response::bytes`](crate::Response::bytes),
+    /// [`text`](crate::Response::text) or [`json`](crate::Response::json).
+    fn on_body(&self, event: &BodyEvent) {
+        let _ = event;
+    }
 }
 
 /// One finished attempt.
@@ -71,6 +78,7 @@ pub struct AttemptEvent {
     pub(crate) duration: Duration,
     pub(crate) outcome: Result<StatusCode, ErrorKind>,
     pub(crate) reused_connection: bool,
+    pub(crate) timings: AttemptTimings,
 }
 
 impl AttemptEvent {
@@ -93,6 +101,43 @@ impl AttemptEvent {
     /// Whether the attempt ran on a pooled connection.
     pub fn reused_connection(&self) -> bool {
         self.reused_connection
+    }
+    /// Where the attempt's time went: DNS, connect, TLS handshake, first byte.
+    pub fn timings(&self) -> &AttemptTimings {
+        &self.timings
+    }
+}
+
+/// A response body read to its end, or cut short by an error.
+#[derive(Debug, Clone)]
+pub struct BodyEvent {
+    pub(crate) host: String,
+    pub(crate) attempt: u32,
+    pub(crate) duration: Duration,
+    pub(crate) bytes: u64,
+    pub(crate) ok: bool,
+}
+
+impl BodyEvent {
+    /// The host (`host:port`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The attempt that received the response, from 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+    /// How long reading the body took.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+    /// Bytes of body read (after any content decoding).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    /// Whether the body was read to its end.
+    pub fn ok(&self) -> bool {
+        self.ok
     }
 }
 

@@ -30,6 +30,7 @@ pub mod retry;
 mod shared;
 pub mod sse;
 mod stream;
+pub mod telemetry;
 mod transport;
 mod url;
 pub mod workers;

@@ -12,9 +12,11 @@ use ureq::http::{self, HeaderMap, StatusCode, Uri};
 
 use crate::call::Call;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
+use crate::events::{BodyEvent, EventHandler};
 use crate::metrics::HostCounters;
 use crate::stream::{Events, Origin};
 use crate::transport::Connections;
+use crate::telemetry::AttemptTimings;
 use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
@@ -45,6 +47,8 @@ pub struct Response {
     body: ureq::Body,
     limit: u64,
     counters: Arc<CachePadded<HostCounters>>,
+    timings: AttemptTimings,
+    events: Option<Arc<dyn EventHandler>>,
     request_id: Option<String>,
     stream: StreamParts,
 }
@@ -77,6 +81,8 @@ pub(crate) struct Finished {
     pub(crate) redirects: u32,
     pub(crate) counters: Arc<CachePadded<HostCounters>>,
     pub(crate) limit: u64,
+    pub(crate) timings: AttemptTimings,
+    pub(crate) events: Option<Arc<dyn EventHandler>>,
     pub(crate) stream: StreamParts,
 }
 
@@ -113,7 +119,29 @@ impl Response {
             body,
             limit: f.limit,
             counters: f.counters,
+            timings: f.timings,
+            events: f.events,
         }
+    }
+
+    /// Where the time of the attempt that got this response went: DNS, connect, TLS
+    /// handshake, time to first byte, whether the connection was reused, the attempt number.
+    /// The body's time is reported to [`EventHandler::on_body`] once it is read.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/").send()?;
+    /// if !response.timings().reused_connection() {
+    ///     println!("new connection: connect {:?}", response.timings().connect());
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn timings(&self) -> &AttemptTimings {
+        &self.timings
     }
 
     /// The status code.
@@ -348,11 +376,21 @@ impl Response {
         }
         let limit = self.limit;
         let hint = self.body.content_length();
+        let started = self.events.is_some().then(Instant::now);
         let r = read_within(
             &mut self.body.with_config().limit(limit).reader(),
             limit,
             hint,
         );
+        if let (Some(h), Some(started)) = (&self.events, started) {
+            h.on_body(&BodyEvent {
+                host: self.host.clone(),
+                attempt: self.timings.attempt(),
+                duration: started.elapsed(),
+                bytes: r.as_ref().map_or(0, |b| b.len() as u64),
+                ok: r.is_ok(),
+            });
+        }
         let bytes = r.map_err(|e| self.body_error(ureq::Error::from(e)))?;
         self.counters.record_body_bytes(bytes.len() as u64);
         Ok(bytes)

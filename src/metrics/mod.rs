@@ -39,10 +39,11 @@
 //! `histogram.rs` (bucket layout, histograms, [`LatencySummary`]), `status_class.rs`
 //! ([`StatusClass`]), `counters.rs` (the counter list, `HostCounters`, the record methods),
 //! `registry.rs` (`Registry`, `Recorder`, the shards), `stats.rs` ([`Stats`], [`HostStats`],
-//! [`PoolState`]), `prometheus.rs` (exposition) and `table.rs` (the `Display` table).
+//! [`PoolState`]), `prometheus.rs` (exposition), `otel.rs` (OpenTelemetry's HTTP client metrics) and `table.rs` (the `Display` table).
 
 mod counters;
 mod histogram;
+pub mod otel;
 mod prometheus;
 mod registry;
 mod stats;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::counters::{Family, Read, FAMILIES};
 use super::histogram::HistogramSnapshot;
+use super::otel::{OtelSnapshot, RequestDurationSeries, BUCKET_LABELS};
 use super::stats::{HostStats, Stats};
 use super::status_class::StatusClass;
 use crate::breaker::BreakerState;
@@ -26,6 +27,10 @@ impl Stats {
     ///   `calls_with_status_total{class=~"2xx|3xx"} / calls_total`.
     /// - `http_sentinel_attempts_total{host}` and `http_sentinel_responses_total{host,class}`:
     ///   every response received, per attempt, including the ones then retried or redirected.
+    ///
+    /// With [`otel_metrics`](crate::PoolConfigBuilder::otel_metrics) on, OpenTelemetry's
+    /// `http_client_request_duration_seconds` and `http_client_open_connections` follow (see
+    /// [`metrics::otel`](crate::metrics::otel)).
     ///
     /// `http_sentinel_connection_reuse_ratio` is left out until an attempt was made. Latency
     /// histograms use the fixed bounds 1 ms, 2.5 ms, 5 ms ... 10 s. They are derived from the
@@ -61,6 +66,7 @@ impl Stats {
         }
         out.pool(self);
         out.breakers(&self.breakers);
+        out.otel(&self.otel);
         out.text
     }
 }
@@ -252,6 +258,71 @@ impl Exposition {
         let labels: Vec<(&str, &str)> = host.map(|host| ("host", host)).into_iter().collect();
         self.sample(&format!("{name}_sum"), &labels, h.sum().as_secs_f64());
         self.sample(&format!("{name}_count"), &labels, h.count());
+    }
+}
+
+impl Exposition {
+    /// The OpenTelemetry families, when the pool keeps them.
+    fn otel(&mut self, otel: &OtelSnapshot) {
+        if !otel.durations.is_empty() {
+            self.otel_durations(&otel.durations);
+        }
+        if !otel.open.is_empty() {
+            let name = "http_client_open_connections";
+            self.family(
+                name,
+                "gauge",
+                "Number of outbound HTTP connections that are currently active or idle on the client.",
+            );
+            for s in &otel.open {
+                let port = s.key.port.to_string();
+                for (state, value) in [("active", s.active), ("idle", s.idle)] {
+                    let labels = [
+                        ("http_connection_state", state),
+                        ("server_address", s.key.address.as_str()),
+                        ("server_port", port.as_str()),
+                        ("url_scheme", s.key.scheme),
+                    ];
+                    self.sample(name, &labels, value);
+                }
+            }
+        }
+    }
+
+    fn otel_durations(&mut self, durations: &[RequestDurationSeries]) {
+        let name = "http_client_request_duration_seconds";
+        self.family(name, "histogram", "Duration of HTTP client requests.");
+        let bucket = format!("{name}_bucket");
+        for s in durations {
+            let port = s.key.port.to_string();
+            let status = s.key.status.map(|c| c.to_string());
+            let error = s.error_type();
+            let mut labels: Vec<(&str, &str)> = vec![("http_request_method", s.key.method)];
+            if let Some(status) = &status {
+                labels.push(("http_response_status_code", status));
+            }
+            if let Some(error) = &error {
+                labels.push(("error_type", error));
+            }
+            labels.extend([
+                ("network_protocol_version", s.key.version),
+                ("server_address", s.key.address.as_str()),
+                ("server_port", port.as_str()),
+                ("url_scheme", s.key.scheme),
+            ]);
+            let mut cumulative = 0;
+            for (i, le) in BUCKET_LABELS.iter().enumerate() {
+                cumulative += s.buckets[i];
+                let mut with_le = labels.clone();
+                with_le.push(("le", le));
+                self.sample(&bucket, &with_le, cumulative);
+            }
+            let mut with_le = labels.clone();
+            with_le.push(("le", "+Inf"));
+            self.sample(&bucket, &with_le, s.count);
+            self.sample(&format!("{name}_sum"), &labels, s.sum);
+            self.sample(&format!("{name}_count"), &labels, s.count);
+        }
     }
 }
 

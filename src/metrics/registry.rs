@@ -9,6 +9,7 @@ use crossbeam_utils::CachePadded;
 
 use super::counters::{Counters, HostCounters};
 use super::histogram::Histogram;
+use super::otel::OtelRegistry;
 use super::stats::{PoolState, Stats};
 
 type Shard = Arc<CachePadded<HostCounters>>;
@@ -38,6 +39,8 @@ pub(crate) struct Registry {
     checkouts: AtomicU64,
     checkout_timeouts: AtomicU64,
     checkout_wait: Histogram,
+    // OpenTelemetry's HTTP client metrics, when the pool keeps them.
+    pub(crate) otel: Arc<OtelRegistry>,
 }
 
 impl Registry {
@@ -84,6 +87,7 @@ impl Registry {
         stats.checkouts = self.checkouts.load(Relaxed);
         stats.checkout_timeouts = self.checkout_timeouts.load(Relaxed);
         stats.checkout_wait = self.checkout_wait.snapshot();
+        stats.set_otel(self.otel.snapshot());
         stats
     }
 

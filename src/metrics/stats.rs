@@ -3,6 +3,7 @@
 
 use super::counters::{counter_list, Counters};
 use super::histogram::{HistogramSnapshot, LatencySummary};
+use super::otel::{OpenConnectionsSeries, OtelSnapshot, RequestDurationSeries};
 use super::status_class::StatusClass;
 use crate::breaker::BreakerState;
 use crate::error::ErrorClass;
@@ -98,6 +99,7 @@ pub struct Stats {
     pub(super) checkout_timeouts: u64,
     pub(super) checkout_wait: HistogramSnapshot,
     pub(super) breakers: Vec<(String, BreakerState)>,
+    pub(super) otel: OtelSnapshot,
 }
 
 /// The `# Examples` section of a getter of `Stats` or of `HostStats`: `$call` is the method call
@@ -376,6 +378,23 @@ impl Stats {
         &self.breakers
     }
 
+    /// OpenTelemetry's `http.client.request.duration` series, one per attribute set, sorted;
+    /// empty unless the pool was built with
+    /// [`otel_metrics`](crate::PoolConfigBuilder::otel_metrics).
+    pub fn otel_request_durations(&self) -> &[RequestDurationSeries] {
+        &self.otel.durations
+    }
+
+    /// OpenTelemetry's `http.client.open_connections`, one entry per server; empty unless the
+    /// pool was built with [`otel_metrics`](crate::PoolConfigBuilder::otel_metrics).
+    pub fn otel_open_connections(&self) -> &[OpenConnectionsSeries] {
+        &self.otel.open
+    }
+
+    pub(crate) fn set_otel(&mut self, otel: OtelSnapshot) {
+        self.otel = otel;
+    }
+
     /// Sets the breaker states reported with this snapshot.
     pub(crate) fn set_breakers(&mut self, mut breakers: Vec<(String, BreakerState)>) {
         breakers.sort_by(|a, b| a.0.cmp(&b.0));
@@ -420,6 +439,7 @@ impl Stats {
                 .saturating_sub(earlier.checkout_timeouts),
             checkout_wait: self.checkout_wait.saturating_sub(&earlier.checkout_wait),
             breakers: self.breakers.clone(),
+            otel: self.otel.saturating_sub(&earlier.otel),
         }
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::NextTimeout;
 
+use crate::metrics::otel::{ConnGauge, OtelRegistry};
 use crate::retry::later;
+use crate::telemetry::PhaseClock;
 
 use super::secrets::Secrets;
 
@@ -36,6 +38,11 @@ pub(crate) struct Connections {
     base: Instant,
     /// The placeholders of the running exchange and what they stand for.
     secrets: Secrets,
+    /// The running attempt's phase timings.
+    clock: PhaseClock,
+    /// The pool's metrics, when connections are counted for OpenTelemetry's
+    /// `http.client.open_connections`.
+    open_gauges: Option<Arc<OtelRegistry>>,
     /// The serial of the connection that last sent a request: the one whose response the
     /// engine has just handed out.
     sending: AtomicU64,
@@ -86,8 +93,35 @@ impl Connections {
             sending: AtomicU64::new(0),
             streams: Mutex::new(Vec::new()),
             stream_count: AtomicUsize::new(0),
+            clock: PhaseClock::new(),
+            open_gauges: None,
         }
     }
+
+    /// Counts this client's connections in `registry`'s open-connection gauges.
+    pub(crate) fn with_open_gauges(mut self, registry: Arc<OtelRegistry>) -> Connections {
+        self.open_gauges = Some(registry);
+        self
+    }
+
+    /// The running attempt's phase timings.
+    pub(crate) fn clock(&self) -> &PhaseClock {
+        &self.clock
+    }
+
+    /// The gauge of a connection just opened to `uri`, when connections are counted.
+    pub(super) fn gauge(&self, uri: &ureq::http::Uri) -> Option<ConnGauge> {
+        let registry = self.open_gauges.as_ref()?;
+        let scheme = if uri.scheme_str() == Some("https") {
+            "https"
+        } else {
+            "http"
+        };
+        let host = uri.host().unwrap_or("");
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some(registry.opened(scheme, host, crate::url::port(uri)))
+    }
+
 
     /// Notes that connection `serial` is sending a request.
     pub(super) fn note_sending(&self, serial: u64) {

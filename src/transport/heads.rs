@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
+use crate::metrics::otel::ConnGauge;
 use crate::url::sensitive_query_values;
 
 use super::conns::{is_proxy_leg, Connections};
@@ -53,6 +54,11 @@ impl<C: Connector> Connector for SwapConnector<C> {
                 exchange: None,
                 held: None,
                 response_pending: false,
+                gauge: if is_proxy_leg(self.proxy.as_ref(), details) {
+                    None
+                } else {
+                    self.conns.gauge(details.uri)
+                },
             }))
     }
 }
@@ -69,6 +75,8 @@ pub(crate) struct HeadFilter<T> {
     held: Option<Vec<u8>>,
     /// The final response head of the exchange has not been seen yet.
     response_pending: bool,
+    /// This connection in OpenTelemetry's `http.client.open_connections`, when counted.
+    gauge: Option<ConnGauge>,
 }
 
 impl<T: Transport> HeadFilter<T> {
@@ -129,6 +137,9 @@ impl<T: Transport> Transport for HeadFilter<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if let Some(g) = &mut self.gauge {
+            g.active();
+        }
         if !self.active {
             return self.inner.transmit_output(amount, timeout);
         }
@@ -158,12 +169,19 @@ impl<T: Transport> Transport for HeadFilter<T> {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let progress = self.inner.await_input(timeout)?;
         if self.response_pending {
+            if progress {
+                self.conns.clock().first_byte();
+            }
             self.hide_in_response()?;
         }
         Ok(progress)
     }
 
     fn is_open(&mut self) -> bool {
+        // ureq asks when the connection goes back to its pool and when it is taken out.
+        if let Some(g) = &mut self.gauge {
+            g.idle();
+        }
         self.inner.is_open()
     }
 

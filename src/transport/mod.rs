@@ -241,6 +241,7 @@ pub(crate) fn connector(
             config: tls,
             sizes,
             connect_timeout,
+            conns: conns.clone(),
         });
     CountingConnector {
         inner: SwapConnector {

@@ -14,6 +14,7 @@ use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
 use crate::retry::later;
+use crate::telemetry::Phase;
 use crate::url::port;
 
 use super::conns::{limit, until, Connections};
@@ -179,7 +180,10 @@ impl CachingResolver {
         if left.is_some_and(|l| l.is_zero()) {
             return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
         }
-        let entry = match self.lookup(&key, left) {
+        let started = Instant::now();
+        let looked_up = self.lookup(&key, left);
+        self.conns.clock().record(Phase::Dns, started.elapsed());
+        let entry = match looked_up {
             Ok(addrs) => {
                 let mut out = self.empty();
                 for a in addrs.into_iter().take(16) {

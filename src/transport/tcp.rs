@@ -10,6 +10,7 @@ use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTi
 
 use crate::error::{ErrorKind, Refused};
 use crate::retry::later;
+use crate::telemetry::Phase;
 
 use super::buffers::GrowBuffers;
 use super::conns::{limit, until, BufferSizes, Connections};
@@ -54,6 +55,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             ureq::Timeout::Connect,
         );
         let mut last = None;
+        let started = Instant::now();
         for addr in details.addrs.iter() {
             let left = by.map_or(Duration::MAX, |b| {
                 b.saturating_duration_since(Instant::now())
@@ -63,6 +65,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             }
             match TcpStream::connect_timeout(addr, left) {
                 Ok(stream) => {
+                    self.conns.clock().record(Phase::Connect, started.elapsed());
                     stream.set_nodelay(true)?;
                     return Ok(Some(Box::new(TcpTransport {
                         stream,

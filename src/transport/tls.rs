@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -13,9 +13,10 @@ use ureq::unversioned::transport::{
 
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind, Refused};
+use crate::telemetry::Phase;
 
 use super::buffers::GrowBuffers;
-use super::conns::BufferSizes;
+use super::conns::{BufferSizes, Connections};
 
 /// Builds the rustls configuration once per pool: the webpki roots, plus the private CAs.
 ///
@@ -57,6 +58,7 @@ pub(crate) struct TlsConnector {
     pub(super) config: Arc<ClientConfig>,
     pub(super) sizes: BufferSizes,
     pub(super) connect_timeout: Duration,
+    pub(super) conns: Arc<Connections>,
 }
 
 impl fmt::Debug for TlsConnector {
@@ -98,7 +100,9 @@ impl Connector<Box<dyn Transport>> for TlsConnector {
             reason: ureq::Timeout::Connect,
             ..NextTimeout::default()
         });
+        let started = Instant::now();
         conn.complete_io(&mut sock)?;
+        self.conns.clock().record(Phase::Tls, started.elapsed());
         let buffers = GrowBuffers::new(self.sizes, true);
         Ok(Some(Box::new(TlsTransport {
             buffers,

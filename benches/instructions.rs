@@ -1,0 +1,107 @@
+//! Instructions per request, for `benches/instructions.sh` under callgrind: a small keep-alive
+//! HTTP/1.1 server (`serve PORT`, run as its own process so its instructions are not counted)
+//! and a client (`client URL N [none|noop]`) that sends N GETs on one client of a default pool.
+//!
+//! `noop` installs a subscriber that enables every span and event and discards them: what the
+//! `tracing` feature costs once an application has a subscriber, before any layer's own work.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http_sentinel::{ClientPool, PoolConfig};
+
+fn serve(port: u16) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        std::thread::spawn(move || {
+            let mut writer = stream.try_clone().expect("clone");
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            loop {
+                // One request head: lines up to the empty one.
+                let mut any = false;
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line == "\r\n" => break,
+                        Ok(_) => any = true,
+                    }
+                }
+                if any
+                    && writer
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\nhello, world\n")
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(feature = "tracing")]
+mod noop {
+    use super::*;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// Enables everything, keeps nothing.
+    pub struct Noop(pub AtomicU64);
+
+    impl Subscriber for Noop {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+}
+
+fn client(url: &str, n: u64, subscriber: &str) {
+    match subscriber {
+        "none" => {}
+        #[cfg(feature = "tracing")]
+        "noop" => {
+            tracing::subscriber::set_global_default(noop::Noop(AtomicU64::new(0)))
+                .expect("one subscriber");
+        }
+        other => panic!("unknown subscriber {other} (noop needs --features tracing)"),
+    }
+    let pool = ClientPool::new(PoolConfig::default()).expect("pool");
+    let client = pool.checkout().expect("client");
+    let errors = AtomicU64::new(0);
+    for _ in 0..n {
+        match client.get(url).send().and_then(|r| r.bytes()) {
+            Ok(body) if body.len() == 13 => {}
+            _ => {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    let errors = errors.load(Ordering::Relaxed);
+    assert_eq!(errors, 0, "{errors} failed requests");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["serve", port] => serve(port.parse().expect("port")),
+        ["client", url, n, subscriber] => client(url, n.parse().expect("count"), subscriber),
+        // `cargo bench` runs every bench target with `--bench`: nothing to do without a server.
+        _ => eprintln!("usage: instructions serve PORT | client URL N none|noop"),
+    }
+}
