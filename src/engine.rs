@@ -31,7 +31,7 @@ use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{AttemptEvent, BreakerEvent, RetryEvent, RetryReason, StaleReplayEvent};
 use crate::metrics::CallRecord;
 use crate::redirect::{self, Hop};
-use crate::response::{Finished, Response};
+use crate::response::{ConnectionFacts, Finished, Response};
 use crate::retry::{
     later, parse_retry_after, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason,
 };
@@ -576,6 +576,8 @@ impl Engine {
             return Err(refused.with_host(&call.host));
         }
         let direct = self.route.bypasses(&call.uri);
+        self.conns.clear_peer();
+        let opened_before = self.conns.opened();
         let secrets = self.conns.secrets();
         let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
         let (uri, headers) = match &disguised {
@@ -603,6 +605,10 @@ impl Engine {
         };
         let mut response = result.map_err(|e| e.with_host(&call.host))?;
         secrets.restore(response.headers_mut());
+        response.extensions_mut().insert(ConnectionFacts {
+            remote_addr: self.conns.peer(),
+            reused: self.conns.opened() == opened_before,
+        });
         Ok(response)
     }
 

@@ -1,7 +1,9 @@
 //! A client's connection bookkeeping (connections opened, the call's deadline, retiring
 //! pooled connections, the secrets vault) and the limit that a blocking step must not pass.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::NextTimeout;
@@ -35,6 +37,17 @@ pub(crate) struct Connections {
     base: Instant,
     /// The placeholders of the running exchange and what they stand for.
     secrets: Secrets,
+    /// The peer of the connection the running exchange was written to (see `note_peer`).
+    peer: Peer,
+}
+
+/// The peer address of the last connection a request was written to, and that connection's
+/// serial plus one (0: none since `clear_peer`), so that a worker sending on the same
+/// connection again and again takes no lock.
+#[derive(Debug, Default)]
+struct Peer {
+    serial: AtomicU64,
+    addr: Mutex<Option<SocketAddr>>,
 }
 
 impl Connections {
@@ -45,7 +58,35 @@ impl Connections {
             deadline: AtomicU64::new(0),
             base: Instant::now(),
             secrets: Secrets::new(),
+            peer: Peer::default(),
         }
+    }
+
+    /// Forgets the peer of the last exchange, before a new one is sent: a connection that is
+    /// not a TCP transport of ours (ureq's SOCKS connector) leaves no peer rather than a
+    /// stale one.
+    pub(crate) fn clear_peer(&self) {
+        self.peer.serial.store(0, Ordering::Relaxed);
+    }
+
+    /// Records that a request is being written to connection `serial`, whose peer is `addr`.
+    pub(super) fn note_peer(&self, serial: u64, addr: Option<SocketAddr>) {
+        let tag = serial.saturating_add(1);
+        if self.peer.serial.load(Ordering::Relaxed) == tag {
+            return;
+        }
+        if let Ok(mut a) = self.peer.addr.lock() {
+            *a = addr;
+        }
+        self.peer.serial.store(tag, Ordering::Relaxed);
+    }
+
+    /// The peer of the connection the last request was written to, since `clear_peer`.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        if self.peer.serial.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.peer.addr.lock().ok().and_then(|a| *a)
     }
 
     /// The vault of the secrets kept out of ureq's sight (`secrets.rs`).
