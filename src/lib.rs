@@ -17,6 +17,7 @@ mod engine;
 pub mod error;
 pub mod events;
 mod fanout;
+mod identity;
 mod job;
 pub mod metrics;
 mod pool;
@@ -35,6 +36,7 @@ pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
 pub use error::{Error, ErrorKind};
 pub use events::EventHandler;
 pub use fanout::FanOut;
+pub use identity::Identity;
 pub use metrics::{HostStats, Stats};
 pub use pool::{Checkout, ClientPool, ScopedClient};
 #[cfg(feature = "fuzzing")]
