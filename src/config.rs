@@ -7,6 +7,7 @@ use ureq::http::HeaderName;
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
+use crate::identity::Identity;
 use crate::pacing::Pacing;
 use crate::retry::RetryPolicy;
 use crate::telemetry::Propagator;
@@ -45,6 +46,8 @@ pub struct PoolConfig {
     pub(crate) body_limit: u64,
     pub(crate) proxy: Proxy,
     pub(crate) extra_roots: Vec<Arc<[u8]>>,
+    pub(crate) built_in_roots: bool,
+    pub(crate) identity: Option<Identity>,
     pub(crate) max_redirects: u32,
     pub(crate) allow_https_downgrade: bool,
     pub(crate) dns_ttl: Duration,
@@ -135,6 +138,8 @@ impl Default for PoolConfig {
             body_limit: 10 * 1024 * 1024,
             proxy: Proxy::None,
             extra_roots: Vec::new(),
+            built_in_roots: true,
+            identity: None,
             max_redirects: 10,
             allow_https_downgrade: false,
             dns_ttl: Duration::from_secs(60),
@@ -914,6 +919,58 @@ impl PoolConfigBuilder {
     /// ```
     pub fn add_root_certificate(mut self, pem_or_der: impl AsRef<[u8]>) -> Self {
         self.0.extra_roots.push(Arc::from(pem_or_der.as_ref()));
+        self
+    }
+
+    /// Whether the webpki (Mozilla) roots are trusted besides the certificates given to
+    /// [`add_root_certificate`](PoolConfigBuilder::add_root_certificate). `false` trusts only
+    /// those: for a private service mesh whose servers no public CA vouches for. Defaults to
+    /// `true`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// # let mesh_ca_pem = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+    /// #     .unwrap()
+    /// #     .cert
+    /// #     .pem();
+    /// let config = PoolConfig::builder()
+    ///     .tls_built_in_root_certs(false)
+    ///     .add_root_certificate(&mesh_ca_pem)
+    ///     .build();
+    /// let pool = ClientPool::new(config)?;
+    /// # drop(pool);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn tls_built_in_root_certs(mut self, trust: bool) -> Self {
+        self.0.built_in_roots = trust;
+        self
+    }
+
+    /// The client certificate chain and key every client of the pool presents when a server
+    /// asks for one (mutual TLS). Defaults to none.
+    ///
+    /// A server that requires a certificate and gets none (or one it does not trust) ends
+    /// the call with [`ErrorKind::Tls`] ([`TlsFailure::ClientCertificate`](crate::error::TlsFailure::ClientCertificate)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, Identity, PoolConfig};
+    ///
+    /// let identity = Identity::from_pem_parts(
+    ///     &std::fs::read("client-chain.pem")?,
+    ///     &std::fs::read("client-key.pem")?,
+    /// )?;
+    /// let pool = ClientPool::new(PoolConfig::builder().identity(identity).build())?;
+    /// let status = pool.checkout()?.get("https://mesh.internal/health").send()?.status();
+    /// # let _ = status;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.0.identity = Some(identity);
         self
     }
 

@@ -36,7 +36,7 @@ use crate::metrics::CallRecord;
 use crate::pacing;
 use crate::redirect::{self, Hop};
 use crate::request_id::new_request_id;
-use crate::response::{server_request_id, Finished, Response, StreamParts};
+use crate::response::{server_request_id, ConnectionFacts, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
 use crate::shared::{HostLocal, LocalHosts, Shared};
 use crate::telemetry::spans::{self, Target};
@@ -724,6 +724,8 @@ impl Engine {
             return Err(refused.with_host(&call.host));
         }
         let direct = self.route.bypasses(&call.uri);
+        self.conns.clear_peer();
+        let opened_before = self.conns.opened();
         let secrets = self.conns.secrets();
         let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
         let (uri, headers) = match &disguised {
@@ -760,6 +762,10 @@ impl Engine {
         };
         let mut response = result.map_err(|e| e.with_host(&call.host))?;
         secrets.restore(response.headers_mut());
+        response.extensions_mut().insert(ConnectionFacts {
+            remote_addr: self.conns.peer(),
+            reused: self.conns.opened() == opened_before,
+        });
         Ok(response)
     }
 

@@ -136,6 +136,9 @@ pub enum TlsFailure {
     BadCertificate,
     /// The handshake itself failed (no common protocol version or cipher, alert from peer).
     Handshake,
+    /// The server requires a client certificate and got none, or refused the one given
+    /// (see [`PoolConfigBuilder::identity`](crate::PoolConfigBuilder::identity)).
+    ClientCertificate,
 }
 
 /// Which phase a timeout hit.
@@ -461,6 +464,7 @@ impl fmt::Display for TlsFailure {
             TlsFailure::NameMismatch => "certificate not valid for this host name",
             TlsFailure::BadCertificate => "invalid certificate",
             TlsFailure::Handshake => "handshake failed",
+            TlsFailure::ClientCertificate => "client certificate missing or refused by the server",
         })
     }
 }
@@ -638,6 +642,7 @@ fn io_kind(io: &io::Error, request_sent: bool) -> ErrorKind {
 }
 
 pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
+    use rustls::AlertDescription as A;
     use rustls::CertificateError as C;
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
@@ -647,6 +652,12 @@ pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
             C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
             _ => TlsFailure::BadCertificate,
         },
+        // What a server alerts with when the client certificate is missing (TLS 1.3's
+        // certificate_required; TLS 1.2 servers send handshake_failure, which says nothing
+        // more) or not trusted by it.
+        rustls::Error::AlertReceived(
+            A::CertificateRequired | A::UnknownCA | A::BadCertificate | A::CertificateUnknown,
+        ) => TlsFailure::ClientCertificate,
         _ => TlsFailure::Handshake,
     }
 }

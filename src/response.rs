@@ -3,20 +3,21 @@
 
 use std::fmt;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 use ureq::http::header::AsHeaderName;
-use ureq::http::{self, HeaderMap, StatusCode, Uri};
+use ureq::http::{self, HeaderMap, StatusCode, Uri, Version};
 
 use crate::call::Call;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{BodyEvent, EventHandler};
 use crate::metrics::HostCounters;
 use crate::stream::{Events, Origin};
-use crate::transport::Connections;
 use crate::telemetry::AttemptTimings;
+use crate::transport::Connections;
 use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
@@ -51,6 +52,16 @@ pub struct Response {
     events: Option<Arc<dyn EventHandler>>,
     request_id: Option<String>,
     stream: StreamParts,
+    version: Version,
+    connection: ConnectionFacts,
+}
+
+/// How the final response's exchange was carried: the engine puts it in the response's
+/// extensions after each send.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConnectionFacts {
+    pub(crate) remote_addr: Option<SocketAddr>,
+    pub(crate) reused: bool,
 }
 
 /// What [`Response::events`] needs to take the body out of the call's deadline.
@@ -106,10 +117,16 @@ pub(crate) fn server_request_id(headers: &HeaderMap) -> Option<String> {
 
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        let connection = parts
+            .extensions
+            .remove::<ConnectionFacts>()
+            .unwrap_or_default();
         Response {
             request_id: server_request_id(&parts.headers),
             stream: f.stream,
+            version: parts.version,
+            connection,
             status: parts.status,
             headers: parts.headers,
             uri: redact_uri(&call.uri, &call.sensitive_query),
@@ -309,6 +326,62 @@ impl Response {
     /// ```
     pub fn redirects(&self) -> u32 {
         self.redirects
+    }
+
+    /// The HTTP version the server answered with (`HTTP/1.1` or `HTTP/1.0`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::Version, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/").send()?;
+    /// assert_eq!(response.version(), Version::HTTP_11);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The address of the peer the final request was sent to: the server's, or the proxy's
+    /// when the request went through an HTTP proxy. `None` through a SOCKS proxy.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://localhost:8080/").send()?;
+    /// if let Some(addr) = response.remote_addr() {
+    ///     println!("answered by {addr}");
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.connection.remote_addr
+    }
+
+    /// Whether the final request went out on a pooled connection that an earlier request had
+    /// used (`false`: a connection was opened for it).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let first = client.get("http://127.0.0.1:8080/").send()?;
+    /// assert!(!first.connection_reused());
+    /// first.bytes()?; // read to the end: the connection goes back to the client's pool
+    /// let second = client.get("http://127.0.0.1:8080/").send()?;
+    /// assert!(second.connection_reused());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn connection_reused(&self) -> bool {
+        self.connection.reused
     }
 
     /// Turns a 4xx or 5xx status into [`ErrorKind::Status`]. The body is dropped.

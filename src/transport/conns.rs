@@ -1,6 +1,7 @@
 //! A client's connection bookkeeping (connections opened, the call's deadline, retiring
 //! pooled connections, the secrets vault) and the limit that a blocking step must not pass.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,17 @@ pub(crate) struct Connections {
     /// and how many there are: a transport with none to look for pays one atomic load.
     streams: Mutex<Vec<(u64, Arc<AtomicU64>)>>,
     stream_count: AtomicUsize,
+    /// The peer of the connection the running exchange was written to (see `note_peer`).
+    peer: Peer,
+}
+
+/// The peer address of the last connection a request was written to, and that connection's
+/// serial plus one (0: none since `clear_peer`), so that a worker sending on the same
+/// connection again and again takes no lock.
+#[derive(Debug, Default)]
+struct Peer {
+    serial: AtomicU64,
+    addr: Mutex<Option<SocketAddr>>,
 }
 
 /// The deadline of one streamed body, which replaces the call's deadline for the reads of
@@ -95,6 +107,7 @@ impl Connections {
             stream_count: AtomicUsize::new(0),
             clock: PhaseClock::new(),
             open_gauges: None,
+            peer: Peer::default(),
         }
     }
 
@@ -121,7 +134,6 @@ impl Connections {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         Some(registry.opened(scheme, host, crate::url::port(uri)))
     }
-
 
     /// Notes that connection `serial` is sending a request.
     pub(super) fn note_sending(&self, serial: u64) {
@@ -171,6 +183,33 @@ impl Connections {
     fn nanos(&self, at: Instant) -> u64 {
         let nanos = at.saturating_duration_since(self.base).as_nanos();
         u64::try_from(nanos).unwrap_or(u64::MAX - 1).max(1)
+    }
+
+    /// Forgets the peer of the last exchange, before a new one is sent: a connection that is
+    /// not a TCP transport of ours (ureq's SOCKS connector) leaves no peer rather than a
+    /// stale one.
+    pub(crate) fn clear_peer(&self) {
+        self.peer.serial.store(0, Ordering::Relaxed);
+    }
+
+    /// Records that a request is being written to connection `serial`, whose peer is `addr`.
+    pub(super) fn note_peer(&self, serial: u64, addr: Option<SocketAddr>) {
+        let tag = serial.saturating_add(1);
+        if self.peer.serial.load(Ordering::Relaxed) == tag {
+            return;
+        }
+        if let Ok(mut a) = self.peer.addr.lock() {
+            *a = addr;
+        }
+        self.peer.serial.store(tag, Ordering::Relaxed);
+    }
+
+    /// The peer of the connection the last request was written to, since `clear_peer`.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        if self.peer.serial.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.peer.addr.lock().ok().and_then(|a| *a)
     }
 
     /// The vault of the secrets kept out of ureq's sight (`secrets.rs`).

@@ -2,7 +2,7 @@
 //! on every blocking read and write, and a one-syscall liveness probe for pooled sockets.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
                     self.conns.clock().record(Phase::Connect, started.elapsed());
                     stream.set_nodelay(true)?;
                     return Ok(Some(Box::new(TcpTransport {
+                        peer: Some(*addr),
                         stream,
                         serial: self.conns.opened(),
                         conns: self.conns.clone(),
@@ -98,6 +99,8 @@ const PROBE_FRESH: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 struct TcpTransport {
     stream: TcpStream,
+    /// The address connected to (`Response::remote_addr`).
+    peer: Option<SocketAddr>,
     // This connection's number in its client's opening order, and the client's bookkeeping.
     serial: u64,
     conns: Arc<Connections>,
@@ -186,6 +189,7 @@ impl Transport for TcpTransport {
         self.probed_at = None;
         self.conns.note_sending(self.serial);
         self.buffers.request_sent();
+        self.conns.note_peer(self.serial, self.peer);
         let stream = &self.stream;
         let mut output = &self.buffers.output()[..amount];
         while !output.is_empty() {

@@ -18,15 +18,17 @@ use crate::telemetry::Phase;
 use super::buffers::GrowBuffers;
 use super::conns::{BufferSizes, Connections};
 
-/// Builds the rustls configuration once per pool: the webpki roots, plus the private CAs.
+/// Builds the rustls configuration once per pool: the webpki roots (unless turned off), plus
+/// the private CAs, and the client identity if any.
 ///
 /// # Errors
 ///
 /// `InvalidConfig` when an extra root certificate cannot be parsed.
 pub(crate) fn tls_config(config: &PoolConfig) -> Result<Arc<ClientConfig>, Error> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let mut roots = RootCertStore::empty();
+    if config.built_in_roots {
+        roots.roots = webpki_roots::TLS_SERVER_ROOTS.to_vec();
+    }
     for cert in &config.extra_roots {
         let der = if cert.starts_with(b"-----BEGIN") {
             ureq::tls::Certificate::from_pem(cert)
@@ -44,8 +46,15 @@ pub(crate) fn tls_config(config: &PoolConfig) -> Result<Arc<ClientConfig>, Error
     let tls = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)
         .map_err(|e| bad_root(&e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match &config.identity {
+        None => tls.with_no_client_auth(),
+        // A key that does not fit the certificate (or an unsupported key type) is refused
+        // here, when the pool is built, not at the first handshake.
+        Some(id) => tls
+            .with_client_auth_cert(id.chain(), id.key())
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig(format!("client identity: {e}"))))?,
+    };
     Ok(Arc::new(tls))
 }
 
