@@ -512,8 +512,8 @@ impl Response {
     ///
     /// # Errors
     ///
-    /// As [`bytes`](Response::bytes), or [`ErrorKind::Protocol`] when the body is not valid JSON
-    /// for `T`.
+    /// As [`bytes`](Response::bytes), or [`ErrorKind::Decode`] (with serde's message, and the
+    /// call's attempts and redirects) when the body is not valid JSON for `T`.
     ///
     /// # Examples
     ///
@@ -529,10 +529,14 @@ impl Response {
     #[cfg(feature = "json")]
     pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let host = self.host.clone();
+        let (attempts, redirects) = (self.attempts, self.redirects);
+        let request_id = self.request_id.clone();
         let bytes = self.bytes()?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(ErrorKind::Protocol)
+            Error::new(ErrorKind::Decode(format!("JSON: {e}")))
                 .with_host(&host)
+                .with_attempts(attempts, redirects)
+                .with_request_id(request_id.as_deref())
                 .with_source(e)
         })
     }

@@ -322,8 +322,23 @@ fn json_bodies_go_out_with_their_content_type_and_come_back_typed() {
         .unwrap()
         .json::<Value>()
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::Protocol, "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Decode(_)), "{err:?}");
+    assert!(err.to_string().contains("key must be a string"), "{err}");
+    assert_eq!(err.attempts(), 1, "{err:?}");
     bad.assert_hits(1);
+
+    // Valid JSON of the wrong shape: a decode error naming what serde expected.
+    let err = client
+        .post(&server.url("/orders"))
+        .json(&json!({"qty": 2, "item": "a\"b"}))
+        .send()
+        .unwrap()
+        .json::<Vec<u32>>()
+        .unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Decode(_)), "{err:?}");
+    assert!(err.to_string().contains("expected a sequence"), "{err}");
+    assert_eq!(err.attempts(), 1, "{err:?}");
+    mock.assert_hits(2);
 }
 
 #[test]
