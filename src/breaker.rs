@@ -620,23 +620,29 @@ impl CircuitBreaker {
     /// );
     /// ```
     pub fn admit_at(&self, now: Instant) -> Admission {
+        self.admit_reporting_at(now).0
+    }
+
+    /// [`admit_at`](Self::admit_at), also saying whether this admission moved the breaker
+    /// from open to half-open: the caller that wins the probe is the one that caused the
+    /// transition, so exactly one caller learns of it, however many race for the probe.
+    pub(crate) fn admit_reporting_at(&self, now: Instant) -> (Admission, Option<Transition>) {
         if !self.config.enabled {
-            return Admission::Allowed;
+            return (Admission::Allowed, None);
         }
         let mut word = self.state.load(Ordering::Acquire);
         if decode(word).0 == BreakerState::Closed {
-            return Admission::Allowed;
+            return (Admission::Allowed, None);
         }
         let now = self.ticks(now);
         loop {
             let (state, deadline) = decode(word);
             if state == BreakerState::Closed {
-                return Admission::Allowed;
+                return (Admission::Allowed, None);
             }
             if now < deadline {
-                return Admission::Rejected {
-                    retry_in: Duration::from_nanos(deadline - now),
-                };
+                let retry_in = Duration::from_nanos(deadline - now);
+                return (Admission::Rejected { retry_in }, None);
             }
             // The break (or a lost probe's lease) is over: whoever swaps in a new lease is the
             // probe; everyone who loses the race re-reads and is rejected by that lease.
@@ -648,14 +654,18 @@ impl CircuitBreaker {
                 Ok(_) => {
                     if state == BreakerState::Open {
                         self.log_transition(BreakerState::Open, BreakerState::HalfOpen);
-                    } else {
-                        log::warn!(
-                            "{}: probe result not recorded within {:?}, admitting another probe",
-                            self.label(),
-                            self.config.break_duration
-                        );
+                        let t = Transition {
+                            from: BreakerState::Open,
+                            to: BreakerState::HalfOpen,
+                        };
+                        return (Admission::Probe, Some(t));
                     }
-                    return Admission::Probe;
+                    log::warn!(
+                        "{}: probe result not recorded within {:?}, admitting another probe",
+                        self.label(),
+                        self.config.break_duration
+                    );
+                    return (Admission::Probe, None);
                 }
                 Err(current) => word = current,
             }
@@ -1367,6 +1377,28 @@ mod tests {
             assert_eq!(b.record_at(Admission::Probe, false, at), None);
         }
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn only_the_admission_that_takes_the_probe_reports_open_to_half_open() {
+        let (b, t0) = breaker();
+        assert_eq!(b.admit_reporting_at(t0), (Admission::Allowed, None));
+        trip(&b, t0);
+        let during = b.admit_reporting_at(t0 + SECOND);
+        assert_eq!(during.1, None, "rejected while open: no transition");
+        let probe_at = t0 + 5 * SECOND;
+        let half_open = Transition {
+            from: BreakerState::Open,
+            to: BreakerState::HalfOpen,
+        };
+        assert_eq!(
+            b.admit_reporting_at(probe_at),
+            (Admission::Probe, Some(half_open))
+        );
+        assert_eq!(b.admit_reporting_at(probe_at).1, None);
+        // A lost probe's replacement stays half-open: no transition to report.
+        let (admission, t) = b.admit_reporting_at(probe_at + 5 * SECOND);
+        assert_eq!((admission, t), (Admission::Probe, None));
     }
 
     #[test]

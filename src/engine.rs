@@ -25,7 +25,7 @@ use ureq::http::header::LOCATION;
 use ureq::http::{self, HeaderValue, StatusCode};
 use ureq::{Agent, SendBody};
 
-use crate::breaker::{Admission, AttemptOutcome};
+use crate::breaker::{Admission, AttemptOutcome, Transition};
 use crate::call::{Body, Call};
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
@@ -309,7 +309,7 @@ impl Engine {
         }
         let admission = match hop.carried.take() {
             Some(carried) => carried,
-            None => host.policy.breaker.admit_at(started),
+            None => self.admit(call, host, started),
         };
         if let Admission::Rejected { retry_in } = admission {
             return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
@@ -496,14 +496,29 @@ impl Engine {
         let failed = (self.shared.config.breaker_failure)(outcome);
         let breaker = &host.policy.breaker;
         if let Some(t) = breaker.record_at(sent.admission, !failed, now) {
-            spans::breaker(&call.host, t.from(), t.to());
-            if let Some(h) = self.shared.events() {
-                h.on_breaker_transition(&BreakerEvent {
-                    host: call.host.clone(),
-                    from: t.from(),
-                    to: t.to(),
-                });
-            }
+            self.breaker_event(call, t);
+        }
+    }
+
+    /// Asks the host's breaker for an admission, reporting the transition to half-open when
+    /// this admission is the probe that caused it (exactly one caller sees it).
+    fn admit(&self, call: &Call, host: &HostLocal, now: Instant) -> Admission {
+        let (admission, transition) = host.policy.breaker.admit_reporting_at(now);
+        if let Some(t) = transition {
+            self.breaker_event(call, t);
+        }
+        admission
+    }
+
+    /// A breaker transition, to the `tracing` span and the event handler.
+    fn breaker_event(&self, call: &Call, t: Transition) {
+        spans::breaker(&call.host, t.from(), t.to());
+        if let Some(h) = self.shared.events() {
+            h.on_breaker_transition(&BreakerEvent {
+                host: call.host.clone(),
+                from: t.from(),
+                to: t.to(),
+            });
         }
     }
 

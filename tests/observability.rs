@@ -64,6 +64,60 @@ impl EventHandler for Recorded {
     }
 }
 
+/// Every transition reaches the event handler, the open -> half-open one included, once.
+#[test]
+fn events_carry_every_breaker_transition_including_open_to_half_open() {
+    let healthy = Arc::new(AtomicU32::new(0));
+    let server = {
+        let healthy = healthy.clone();
+        TestServer::builder()
+            .fallback(Behaviour::Handler(Arc::new(move |_| {
+                Behaviour::Respond(if healthy.load(Ordering::SeqCst) == 1 {
+                    Reply::text(200, "ok")
+                } else {
+                    Reply::text(500, "down")
+                })
+            })))
+            .start()
+    };
+    let events = Arc::new(Recorded::default());
+    let pool = ClientPool::new(
+        PoolConfig::builder()
+            .retry(RetryPolicy::none())
+            .breaker(
+                BreakerConfig::new()
+                    .with_min_calls(2)
+                    .with_failure_ratio(0.5)
+                    .with_break_duration(Duration::from_millis(100)),
+            )
+            .event_handler(events.clone())
+            .build(),
+    )
+    .unwrap();
+    let client = pool.checkout().unwrap();
+    for _ in 0..2 {
+        assert_eq!(client.get(&server.url("/")).send().unwrap().status(), 500);
+    }
+    let open = client.get(&server.url("/")).send().unwrap_err();
+    let http_sentinel::error::ErrorKind::CircuitOpen { retry_in } = *open.kind() else {
+        panic!("expected the breaker open: {open:?}");
+    };
+    healthy.store(1, Ordering::SeqCst);
+    // The break is a deadline, not a signal: wait it out, then the next call is the probe.
+    std::thread::sleep(retry_in + Duration::from_millis(10));
+    assert_eq!(client.get(&server.url("/")).send().unwrap().status(), 200);
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        *events.transitions.lock().unwrap(),
+        vec![
+            pair("closed", "open"),
+            pair("open", "half-open"),
+            pair("half-open", "closed")
+        ]
+    );
+    assert_eq!(server.request_count(), 3);
+}
+
 #[test]
 fn known_traffic_gives_exact_counters() {
     let server = flaky_server();
