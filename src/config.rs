@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use ureq::http::HeaderName;
+use ureq::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
 use crate::error::{Error, ErrorKind};
@@ -61,6 +62,10 @@ pub struct PoolConfig {
     pub(crate) request_ids: Option<(HeaderName, HeaderName)>,
     pub(crate) otel_metrics: bool,
     pub(crate) propagator: Option<PropagatorHook>,
+    /// Sent on every request that does not set the same header; credentials marked sensitive.
+    pub(crate) default_headers: HeaderMap,
+    /// Default headers dropped on a cross-origin redirect, like `Authorization`.
+    pub(crate) default_sensitive: Vec<HeaderName>,
 }
 
 /// The registered propagation hook (`Debug` for the config's sake).
@@ -152,11 +157,39 @@ impl Default for PoolConfig {
             request_ids: None,
             otel_metrics: false,
             propagator: None,
+            default_headers: HeaderMap::new(),
+            default_sensitive: Vec::new(),
         }
     }
 }
 
 impl PoolConfig {
+    /// The headers sent on every request that does not set the same header; see
+    /// [`PoolConfigBuilder::default_header`]. Sensitive values show as `Sensitive` in `Debug`.
+    pub fn default_headers(&self) -> &HeaderMap {
+        &self.default_headers
+    }
+
+    /// Adds the default headers whose name `headers` lacks, and the sensitive ones' names to
+    /// `sensitive`.
+    pub(crate) fn apply_default_headers(
+        &self,
+        headers: &mut HeaderMap,
+        sensitive: &mut Vec<HeaderName>,
+    ) {
+        for name in self.default_headers.keys() {
+            if headers.contains_key(name) {
+                continue;
+            }
+            for value in self.default_headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+            if self.default_sensitive.contains(name) && !sensitive.contains(name) {
+                sensitive.push(name.clone());
+            }
+        }
+    }
+
     /// The headers of the per-call request ids, when they are on; see
     /// [`PoolConfigBuilder::request_ids`].
     pub fn request_id_headers(&self) -> Option<(&HeaderName, &HeaderName)> {
@@ -766,6 +799,71 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Sends `name: value` on every request of the pool that does not set a header of the
+    /// same name itself (a request's own value replaces all the defaults of that name). A
+    /// name given more than once sends each value. `Authorization`, `Cookie` and
+    /// `Proxy-Authorization` are treated as credentials (redacted, dropped cross-origin), as
+    /// on a request; see [`default_sensitive_header`](Self::default_sensitive_header) for
+    /// other secrets. Defaults to none.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is not a valid header name or `value` not a valid header value (a control
+    /// character such as CR, LF or NUL): it could never be sent. The value is not echoed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let config = PoolConfig::builder()
+    ///     .default_header("accept", "application/json")
+    ///     .default_header("x-tenant", "acme")
+    ///     .build();
+    /// assert_eq!(config.default_headers()["x-tenant"], "acme");
+    /// let pool = ClientPool::new(config)?;
+    /// let client = pool.checkout()?;
+    /// // Sends `accept: text/csv` and `x-tenant: acme`.
+    /// let request = client.get("http://127.0.0.1:8080/report").header("accept", "text/csv");
+    /// # let _ = request;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn default_header(mut self, name: &str, value: &str) -> Self {
+        let (name, value) = default_pair(name, value);
+        self.0.default_headers.append(name, value);
+        self
+    }
+
+    /// Like [`default_header`](Self::default_header), for a secret such as an API key: the
+    /// value is redacted from `Debug` output (this configuration's included), errors and logs,
+    /// and the header is dropped on a redirect to another origin, as `Authorization` is.
+    ///
+    /// # Panics
+    ///
+    /// If `name` is not a valid header name or `value` not a valid header value. The value
+    /// is not echoed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::PoolConfig;
+    ///
+    /// let config = PoolConfig::builder()
+    ///     .default_sensitive_header("x-api-key", "s3cret")
+    ///     .build();
+    /// assert!(config.default_headers()["x-api-key"].is_sensitive());
+    /// assert!(!format!("{config:?}").contains("s3cret"));
+    /// ```
+    pub fn default_sensitive_header(mut self, name: &str, value: &str) -> Self {
+        let (name, mut value) = default_pair(name, value);
+        value.set_sensitive(true);
+        if !self.0.default_sensitive.contains(&name) {
+            self.0.default_sensitive.push(name.clone());
+        }
+        self.0.default_headers.append(name, value);
+        self
+    }
+
     /// Gives every call a request id of its own: a new UUID (version 4) in header `id_header`,
     /// the same on every retry, redirect hop and replay of that call, and the number of
     /// retries made so far (0 on the first attempt) in `retry_header`, as the official OpenAI
@@ -1261,6 +1359,19 @@ impl PoolConfigBuilder {
     pub fn build(self) -> PoolConfig {
         self.0
     }
+}
+
+/// A default header's checked name and value, credentials marked sensitive.
+fn default_pair(name: &str, value: &str) -> (HeaderName, HeaderValue) {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .unwrap_or_else(|_| panic!("default_header: {name:?} is not a valid header name"));
+    let Ok(mut value) = HeaderValue::from_str(value) else {
+        panic!("default_header: the value for {name:?} is not a valid header value");
+    };
+    if name == AUTHORIZATION || name == COOKIE || name == PROXY_AUTHORIZATION {
+        value.set_sensitive(true);
+    }
+    (name, value)
 }
 
 #[cfg(test)]

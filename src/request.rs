@@ -215,6 +215,37 @@ impl<'c> RequestBuilder<'c> {
         self
     }
 
+    /// Appends every `(key, value)` pair to the query string, in order, each percent-encoded
+    /// as [`query`](Self::query) does. Takes any iterator of string pairs: a slice of tuples,
+    /// a `Vec`, a `HashMap` or a `BTreeMap`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // Sends GET /search?q=a%20b&lang=en
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/search")
+    ///     .query_pairs([("q", "a b"), ("lang", "en")])
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn query_pairs<I, K, V>(mut self, pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (key, value) in pairs {
+            url::push_query_pair(&mut self.query, key.as_ref(), value.as_ref());
+        }
+        self
+    }
+
     /// Marks a query parameter (for example `api_key`) as a secret: its value is sent for real
     /// on the wire, but shows as `***` in this builder's `Debug` output, in errors, in
     /// [`Response::url`] and in every log record (ureq underneath included: it is handed a
@@ -315,6 +346,111 @@ impl<'c> RequestBuilder<'c> {
                 self.set_error(Error::invalid(format!("json body: {e}")));
                 self
             }
+        }
+    }
+
+    /// Sets the body to `pairs` encoded as `application/x-www-form-urlencoded` (`k=v&k2=v2`,
+    /// a space as `+`, everything but letters, digits and `*-._` percent-encoded), and
+    /// `Content-Type: application/x-www-form-urlencoded`. The body is kept, so the request
+    /// can be retried and re-sent on a 307/308 redirect.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // Sends the body `grant_type=client_credentials&scope=read+write`
+    /// let response = client
+    ///     .post("http://127.0.0.1:8080/oauth/token")
+    ///     .form(&[("grant_type", "client_credentials"), ("scope", "read write")])
+    ///     .send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        self.body = Body::Bytes(Arc::from(url::encode_form(pairs).into_bytes()));
+        self.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        self
+    }
+
+    /// Sets `Authorization: Bearer <token>`, replacing any `Authorization` set before. The
+    /// value is a credential: redacted from `Debug`, errors and logs, and dropped on a
+    /// redirect to another origin. A token with CR, LF or NUL makes `send` fail with
+    /// [`ErrorKind::InvalidRequest`](crate::ErrorKind::InvalidRequest) (the token is not
+    /// echoed).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let request = client.get("http://127.0.0.1:8080/v1/models").bearer_auth("sk-s3cret");
+    /// assert!(!format!("{request:?}").contains("s3cret"));
+    /// let response = request.send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn bearer_auth<T: fmt::Display>(mut self, token: T) -> Self {
+        self.set_authorization(format!("Bearer {token}"));
+        self
+    }
+
+    /// Sets `Authorization: Basic` (RFC 7617) for `username` and, when given, `password`,
+    /// replacing any `Authorization` set before (credentials in the URL included). The value
+    /// is a credential: redacted from `Debug`, errors and logs, and dropped on a redirect to
+    /// another origin.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // Sends `Authorization: Basic YWxpY2U6aHVudGVyMg==`
+    /// let request = client
+    ///     .get("http://127.0.0.1:8080/private")
+    ///     .basic_auth("alice", Some("hunter2"));
+    /// assert!(!format!("{request:?}").contains("YWxpY2U6aHVudGVyMg"));
+    /// let response = request.send()?;
+    /// # let _ = response;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(
+        mut self,
+        username: U,
+        password: Option<P>,
+    ) -> Self {
+        let userinfo = match password {
+            Some(password) => format!("{username}:{password}"),
+            None => format!("{username}:"),
+        };
+        match url::basic_auth(userinfo.as_bytes()) {
+            Ok(value) => {
+                self.headers.insert(AUTHORIZATION, value);
+            }
+            Err(_) => self.set_error(Error::invalid("invalid basic_auth credentials")),
+        }
+        self
+    }
+
+    fn set_authorization(&mut self, value: String) {
+        match HeaderValue::try_from(value) {
+            Ok(mut value) => {
+                value.set_sensitive(true);
+                self.headers.insert(AUTHORIZATION, value);
+            }
+            // The value is not echoed: it is a credential.
+            Err(_) => self.set_error(Error::invalid(
+                "invalid value for header \"authorization\" (control character)",
+            )),
         }
     }
 
@@ -420,7 +556,9 @@ impl<'c> RequestBuilder<'c> {
                     .insert(AUTHORIZATION, url::basic_auth(&userinfo)?);
             }
         }
-        let deadline = self.engine.shared().config.deadline;
+        let config = &self.engine.shared().config;
+        config.apply_default_headers(&mut self.headers, &mut self.sensitive);
+        let deadline = config.deadline;
         Ok(Call {
             host: self.engine.host_key(&uri),
             method: self.method,

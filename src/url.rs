@@ -85,6 +85,37 @@ pub(crate) fn push_query_pair(query: &mut String, key: &str, value: &str) {
     query.extend(utf8_percent_encode(value, QUERY_COMPONENT));
 }
 
+/// Bytes left as they are in an `application/x-www-form-urlencoded` key or value (the WHATWG
+/// URL standard's form serializer): ASCII letters, digits and `*-._`; a space becomes `+`.
+const FORM_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+
+/// Encodes pairs as an `application/x-www-form-urlencoded` body: `k=v&k2=v2`, spaces as `+`.
+pub(crate) fn encode_form<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let mut body = String::new();
+    for (key, value) in pairs {
+        if !body.is_empty() {
+            body.push('&');
+        }
+        push_form_component(&mut body, key.as_ref());
+        body.push('=');
+        push_form_component(&mut body, value.as_ref());
+    }
+    body
+}
+
+fn push_form_component(out: &mut String, text: &str) {
+    for (i, part) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push('+');
+        }
+        out.extend(utf8_percent_encode(part, FORM_COMPONENT));
+    }
+}
+
 /// The byte ranges, within `query` (without its `?`), of the values of the pairs whose name
 /// (percent-decoded) is one of `names`. A pair without `=` has no value to hide.
 pub(crate) fn sensitive_query_values(query: &str, names: &[String]) -> Vec<Range<usize>> {
@@ -239,6 +270,13 @@ pub(crate) fn host_key(uri: &Uri) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_encoding_follows_the_whatwg_serializer() {
+        let pairs = [("a b", "c&d=e"), ("k", "*-._~+%\u{e9}")];
+        assert_eq!(encode_form(&pairs), "a+b=c%26d%3De&k=*-._%7E%2B%25%C3%A9");
+        assert_eq!(encode_form::<&str, &str>(&[]), "");
+    }
 
     #[test]
     fn host_keys_always_name_the_port() {

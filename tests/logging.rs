@@ -2,7 +2,8 @@
 //! not in the crate's own lines, not in ureq's request and response lines, and not in
 //! ureq-proto's hex dumps of the heads it writes and parses (also when a secret straddles two
 //! 16-byte dump rows). Every kind of secret is used, through same-origin and cross-origin
-//! redirects, over plain HTTP and over TLS; the servers must still receive the real values.
+//! redirects, over plain HTTP and over TLS, set directly or through `bearer_auth`, `basic_auth`
+//! and a pool's default headers; the servers must still receive the real values.
 //!
 //! The logger is process-wide, so this file holds one test that runs the cases in turn.
 
@@ -251,6 +252,41 @@ fn plain_http(pool: &ClientPool) {
     assert_eq!(response.header("location"), Some(cross.as_str()));
 }
 
+/// `bearer_auth`, `basic_auth` and a default sensitive header, through a cross-origin
+/// redirect: the first origin gets the real values, the other none, no log record any.
+fn request_helpers() {
+    let other = TestServer::builder()
+        .route("/cross", Behaviour::Respond(Reply::text(200, "other")))
+        .start();
+    let server = TestServer::builder()
+        .route(
+            "/start",
+            Behaviour::Respond(Reply::new(302).header("Location", other.url("/cross"))),
+        )
+        .start();
+    let pool = support::pool(
+        support::config(Duration::from_secs(5)).default_sensitive_header("x-api-key", API_KEY),
+    );
+    let client = pool.checkout().unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    let expected = [format!("Bearer {BEARER}"), format!("Basic {basic}")];
+    for (i, auth) in expected.iter().enumerate() {
+        let request = client.get(server.url("/start").as_str());
+        let request = match i {
+            0 => request.bearer_auth(BEARER),
+            _ => request.basic_auth("alice", Some(PASSWORD)),
+        };
+        let response = request.send().unwrap();
+        assert_eq!(response.redirects(), 1);
+        drop(response);
+        let first = server.requests().pop().unwrap();
+        assert_eq!(first.header("authorization"), Some(auth.as_str()));
+        assert_eq!(first.header("x-api-key"), Some(API_KEY));
+        let far = other.requests().pop().unwrap();
+        assert!(far.header("authorization").is_none() && far.header("x-api-key").is_none());
+    }
+}
+
 /// A TLS server on loopback: answers each request by its path, records each request head.
 struct TlsServer {
     addr: SocketAddr,
@@ -438,6 +474,11 @@ fn no_secret_reaches_any_log_record_at_trace() {
         take_records();
         plain_http(&pool);
         assert_no_secret("plain http", &findings(take_records()));
+    });
+    support::scenario(|| {
+        take_records();
+        request_helpers();
+        assert_no_secret("request helpers", &findings(take_records()));
     });
     support::scenario(|| {
         take_records();
