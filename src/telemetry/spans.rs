@@ -86,17 +86,7 @@ impl CallSpan {
     #[inline]
     pub(crate) fn outcome(&self, outcome: Result<u16, &'static str>) {
         #[cfg(feature = "tracing")]
-        match outcome {
-            Ok(status) => {
-                self.span.record("http.response.status_code", status);
-                if status >= 400 {
-                    self.span.record("error.type", status);
-                }
-            }
-            Err(class) => {
-                self.span.record("error.type", class);
-            }
-        }
+        record_outcome(&self.span, outcome);
         #[cfg(not(feature = "tracing"))]
         let _ = outcome;
     }
@@ -173,19 +163,25 @@ impl AttemptSpan {
     #[inline]
     pub(crate) fn outcome(&self, outcome: Result<u16, &'static str>) {
         #[cfg(feature = "tracing")]
-        match outcome {
-            Ok(status) => {
-                self.span.record("http.response.status_code", status);
-                if status >= 400 {
-                    self.span.record("error.type", status);
-                }
-            }
-            Err(class) => {
-                self.span.record("error.type", class);
-            }
-        }
+        record_outcome(&self.span, outcome);
         #[cfg(not(feature = "tracing"))]
         let _ = outcome;
+    }
+}
+
+/// A status (and `error.type` for 4xx/5xx) or an error class, on a call or attempt span.
+#[cfg(feature = "tracing")]
+fn record_outcome(span: &tracing::Span, outcome: Result<u16, &'static str>) {
+    match outcome {
+        Ok(status) => {
+            span.record("http.response.status_code", status);
+            if status >= 400 {
+                span.record("error.type", status);
+            }
+        }
+        Err(class) => {
+            span.record("error.type", class);
+        }
     }
 }
 
