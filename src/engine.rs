@@ -713,6 +713,10 @@ impl Engine {
                     },
                     timings: state.timings,
                     events: self.shared.config.events.as_ref().map(|h| h.0.clone()),
+                    connection: ConnectionFacts {
+                        remote_addr: self.conns.peer(),
+                        reused: state.timings.reused_connection(),
+                    },
                 };
                 Ok(Response::new(response, call, finished))
             }
@@ -740,7 +744,6 @@ impl Engine {
         }
         let direct = self.route.bypasses(&call.uri);
         self.conns.clear_peer();
-        let opened_before = self.conns.opened();
         let secrets = self.conns.secrets();
         let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
         let (uri, headers) = match &disguised {
@@ -777,10 +780,6 @@ impl Engine {
         };
         let mut response = result.map_err(|e| e.with_host(&call.host))?;
         secrets.restore(response.headers_mut());
-        response.extensions_mut().insert(ConnectionFacts {
-            remote_addr: self.conns.peer(),
-            reused: self.conns.opened() == opened_before,
-        });
         Ok(response)
     }
 

@@ -56,8 +56,8 @@ pub struct Response {
     connection: ConnectionFacts,
 }
 
-/// How the final response's exchange was carried: the engine puts it in the response's
-/// extensions after each send.
+/// How the final response's exchange was carried: its peer, and whether the attempt reused
+/// a pooled connection (the attempt's timings already know; this is their copy).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ConnectionFacts {
     pub(crate) remote_addr: Option<SocketAddr>,
@@ -95,6 +95,8 @@ pub(crate) struct Finished {
     pub(crate) timings: AttemptTimings,
     pub(crate) events: Option<Arc<dyn EventHandler>>,
     pub(crate) stream: StreamParts,
+    /// How the final response's exchange was carried.
+    pub(crate) connection: ConnectionFacts,
 }
 
 /// The longest server request id kept: enough for any id scheme, not for a hostile header.
@@ -117,16 +119,12 @@ pub(crate) fn server_request_id(headers: &HeaderMap) -> Option<String> {
 
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
-        let (mut parts, body) = response.into_parts();
-        let connection = parts
-            .extensions
-            .remove::<ConnectionFacts>()
-            .unwrap_or_default();
+        let (parts, body) = response.into_parts();
         Response {
             request_id: server_request_id(&parts.headers),
             stream: f.stream,
             version: parts.version,
-            connection,
+            connection: f.connection,
             status: parts.status,
             headers: parts.headers,
             uri: redact_uri(&call.uri, &call.sensitive_query),
