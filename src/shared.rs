@@ -15,6 +15,8 @@ use crate::breaker::{Breakers, CircuitBreaker};
 use crate::config::PoolConfig;
 use crate::error::Error;
 use crate::events::EventHandler;
+use crate::hedge::host::HostHedge;
+use crate::hedge::threads::Threads;
 use crate::metrics::{HostCounters, Recorder, Registry};
 use crate::pacing::HostPacer;
 use crate::retry::RetryBudget;
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) breakers: Breakers,
     hosts: RwLock<HashMap<String, HostPolicy>>,
     pub(crate) metrics: Arc<Registry>,
+    /// The pool's hedge threads, when it hedges.
+    pub(crate) hedge_threads: Option<Threads>,
     #[cfg(feature = "fuzzing")]
     pub(crate) script: Option<Arc<transport::scripted::Script>>,
 }
@@ -39,6 +43,8 @@ pub(crate) struct HostPolicy {
     pub(crate) budget: Arc<RetryBudget>,
     /// The host's rate-limit pacing, when the pool paces.
     pub(crate) pacer: Option<Arc<HostPacer>>,
+    /// The host's hedge budget and delay, when the pool hedges.
+    pub(crate) hedge: Option<Arc<HostHedge>>,
 }
 
 impl Shared {
@@ -57,6 +63,7 @@ impl Shared {
             breakers: Breakers::new(config.breaker.clone().with_probe_lease(lease)),
             hosts: RwLock::new(HashMap::new()),
             metrics: Arc::new(Registry::new()),
+            hedge_threads: config.hedge.as_ref().map(|h| Threads::new(h.threads())),
             #[cfg(feature = "fuzzing")]
             script: None,
             config,
@@ -85,6 +92,11 @@ impl Shared {
                     .pacing
                     .as_ref()
                     .map(|p| Arc::new(HostPacer::new(p))),
+                hedge: self
+                    .config
+                    .hedge
+                    .as_ref()
+                    .map(|h| Arc::new(HostHedge::new(h))),
             })
             .clone()
     }
