@@ -165,23 +165,29 @@ fn the_losing_connection_is_closed_whichever_attempt_loses() {
         let pool = pool(hedged(30, Duration::from_secs(10)).event_handler(events.clone()));
         let client = pool.checkout().unwrap();
 
+        // The deadline is 10 s: a loser left to run would end (and close) only then.
+        let half = Duration::from_secs(5);
+        let started = Instant::now();
         let won = client.get(&server.url("/hedge-wins")).send().unwrap();
+        assert!(
+            started.elapsed() < half,
+            "the hedge's head did not wait for the primary"
+        );
         assert_eq!(won.text().unwrap(), "hedge");
         let conns = connections_of(&server, "/hedge-wins");
         assert_eq!(conns.len(), 2);
-        assert!(
-            server.wait_for_client_close(conns[0], STEP).is_some(),
-            "the stalled primary's connection was closed"
-        );
+        let closed = server.wait_for_client_close(conns[0], STEP);
+        let closed = closed.expect("the stalled primary's connection was closed");
+        assert!(closed - started < half, "closed when the hedge won");
 
+        let started = Instant::now();
         let kept = client.get(&server.url("/primary-wins")).send().unwrap();
         assert_eq!(kept.text().unwrap(), "primary");
         let conns = connections_of(&server, "/primary-wins");
         assert_eq!(conns.len(), 2);
-        assert!(
-            server.wait_for_client_close(conns[1], STEP).is_some(),
-            "the stalled hedge's connection was closed"
-        );
+        let closed = server.wait_for_client_close(conns[1], STEP);
+        let closed = closed.expect("the stalled hedge's connection was closed");
+        assert!(closed - started < half, "closed when the primary won");
 
         // Nothing half-read was pooled: the next calls on both clients work.
         for _ in 0..3 {
