@@ -180,7 +180,7 @@ fn args() -> (usize, usize) {
     let mut workers = 16;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let value = || args.next().and_then(|v| v.parse().ok());
+        let mut value = || args.next().and_then(|v| v.parse().ok());
         match a.as_str() {
             "--requests" => requests = value().expect("--requests N"),
             "--workers" => workers = value().expect("--workers N"),

@@ -10,7 +10,7 @@ use super::policy::{HedgeDelay, HedgePolicy};
 /// A quantile delay is read again from the metrics this often once known ...
 const REFRESH: Duration = Duration::from_secs(1);
 /// ... and this often while the host has too few attempts for it.
-const REFRESH_UNKNOWN: Duration = Duration::from_millis(100);
+const REFRESH_UNKNOWN: Duration = Duration::from_millis(10);
 /// Attempts a host needs before its quantile is trusted.
 pub(crate) const MIN_SAMPLES: u64 = 20;
 const UNKNOWN: u64 = u64::MAX;
@@ -104,7 +104,7 @@ mod tests {
             None
         );
         // Not read again before the refresh interval.
-        let soon = now + Duration::from_millis(10);
+        let soon = now + Duration::from_millis(5);
         assert_eq!(host.delay(&policy, soon, |_| unreachable!()), None);
         let later = now + Duration::from_millis(150);
         let d = host.delay(&policy, later, |q| {

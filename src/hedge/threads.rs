@@ -133,6 +133,8 @@ impl Threads {
         q.seq += 1;
         let seq = q.seq;
         q.pending.push(Pending { due, seq, job });
+        // Only a job that is now the earliest changes what a waiting thread waits for.
+        let earliest = q.pending.peek().is_some_and(|p| p.seq == seq);
         // Few and long-lived: started one per job until the bound is reached.
         let spawn = q.spawned < self.inner.max;
         if spawn {
@@ -148,7 +150,9 @@ impl Threads {
                 lock(&self.inner.queue).spawned -= 1;
             }
         }
-        self.inner.changed.notify_all();
+        if earliest {
+            self.inner.changed.notify_one();
+        }
         true
     }
 
@@ -182,6 +186,10 @@ fn run(inner: &Inner) {
                 let Some(next) = q.pending.pop() else {
                     continue;
                 };
+                // Another thread is to wait for the next job while this one runs.
+                if !q.pending.is_empty() {
+                    inner.changed.notify_one();
+                }
                 drop(q);
                 (next.job)(&mut local);
                 lock(&inner.queue)
