@@ -852,6 +852,16 @@ fn local_engine(local: &Local) -> Option<&Engine> {
     local.as_ref().and_then(|l| l.downcast_ref::<Engine>())
 }
 
+/// Whether the call asks for server-sent events: not hedged, as the stream's own deadline
+/// (`StreamParts`) is kept by the caller's client, not by a hedge's.
+fn wants_event_stream(call: &Call) -> bool {
+    call.headers.get_all(http::header::ACCEPT).iter().any(|v| {
+        v.as_bytes()
+            .windows(17)
+            .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+    })
+}
+
 /// Hands `job` to the pool's hedge threads, due at `due`.
 fn schedule_hedge(due: Instant, job: HedgeJob) -> bool {
     let Some(threads) = job.shared.hedge_threads.clone() else {
@@ -895,7 +905,7 @@ impl Engine {
 
     /// The hedge of this attempt and when it is due, when the pool hedges, the request may be
     /// replayed, the host's delay is known and ends before the deadline. Not through a proxy
-    /// (ureq enforces the deadline there, and its connections cannot be aborted).
+    /// (ureq enforces the deadline there), nor for an event stream.
     fn hedge_job(
         &self,
         call: &Call,
@@ -906,7 +916,7 @@ impl Engine {
             self.shared.config.hedge.as_ref()?,
             host.policy.hedge.as_ref()?,
         );
-        if self.ureq_timeouts || !call.replayable() {
+        if self.ureq_timeouts || !call.replayable() || wants_event_stream(call) {
             return None;
         }
         let now = Instant::now();

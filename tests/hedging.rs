@@ -67,6 +67,7 @@ fn a_post_is_never_hedged_but_a_get_or_a_post_with_an_idempotency_key_is() {
             .route("/post", race())
             .route("/keyed", race())
             .route("/get", race())
+            .route("/events", race())
             .start();
         let pool = pool(hedged(20, Duration::from_secs(10)));
         let client = pool.checkout().unwrap();
@@ -79,6 +80,14 @@ fn a_post_is_never_hedged_but_a_get_or_a_post_with_an_idempotency_key_is() {
         assert_eq!(post.text().unwrap(), "slow", "waited for its only attempt");
         assert_eq!(server.requests_to("/post"), 1, "a POST went out once");
         assert_eq!(pool.stats().hedges_sent(), 0);
+        // An event stream neither: its idle timeout is kept by the caller's client.
+        let events = client
+            .get(&server.url("/events"))
+            .header("Accept", "text/event-stream")
+            .send()
+            .unwrap();
+        assert_eq!(events.text().unwrap(), "slow");
+        assert_eq!(server.requests_to("/events"), 1);
 
         let keyed = client
             .post(&server.url("/keyed"))

@@ -29,8 +29,10 @@ pub enum HedgeDelay {
 /// Only requests that may be replayed are hedged, by the rule the stale-connection replay
 /// uses: GET, HEAD, PUT, DELETE, OPTIONS, TRACE, or any request with an `Idempotency-Key`,
 /// and a body held as bytes. A POST without an `Idempotency-Key` is never hedged, whatever
-/// the retry policy allows. A hedge is not sent to a host whose breaker is not closed, nor
-/// when its delay ends at or after the call's deadline; a hedge never outlives the deadline.
+/// the retry policy allows. A request that accepts `text/event-stream` is not hedged (its
+/// stream's idle timeout is kept by the caller's client), nor one sent through a proxy. A
+/// hedge is not sent to a host whose breaker is not closed, nor when its delay ends at or
+/// after the call's deadline; a hedge never outlives the deadline.
 ///
 /// Defaults, and the designs they follow:
 ///
