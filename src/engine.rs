@@ -895,6 +895,9 @@ impl Engine {
         self.conns.disarm_abort();
         if scheduled && settled.sent > 0 {
             host.counters.record_hedges(settled.sent, settled.hedge_won);
+            for _ in 0..settled.sent {
+                self.hedge_event(&call.host, HedgeOutcome::Sent, delay);
+            }
         }
         if settled.hedge_won {
             log::debug!("{} {}: the hedge won", call.method, call.host);
@@ -958,7 +961,7 @@ impl Engine {
             self.conns.disarm_abort();
             return;
         }
-        self.hedge_event(&job.call.host, HedgeOutcome::Sent, job.delay);
+        log::debug!("{} {}: hedge sent", job.call.method, job.call.host);
         if job.left > 1 {
             self.next_hedge(&job);
         }

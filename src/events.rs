@@ -286,7 +286,8 @@ impl PacedEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HedgeOutcome {
-    /// The hedge was sent (reported by the hedge thread that sends it).
+    /// The hedge was sent (reported by the caller's thread once its attempt has ended, with
+    /// the hedges counted in `hedges_sent`).
     Sent,
     /// A hedge's response head came first and is the call's (reported by the caller's thread).
     Won,
