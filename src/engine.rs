@@ -7,6 +7,7 @@
 //! execute
 //!   loop:
 //!     attempt    deadline left? -> admit (the host's breaker) -> send -> record (metrics, event)
+//!                (a retry the breaker refuses ends the call with the outcome it was for)
 //!     replay     died on a stale pooled connection? once more on a fresh one, for free
 //!     judge      the breaker learns the attempt's outcome
 //!     classify   Done | Redirect(hop) | Retry(reason)
@@ -69,7 +70,9 @@ struct CallState {
     /// When the last attempt ended (the call's start until one has).
     last_end: Instant,
     attempts: u32,
+    /// Retries sent: one the breaker refused is none.
     retries: u32,
+    /// Retries warranted but not sent: the budget was spent or the breaker open.
     refused: u32,
     stale_replays: u32,
     redirects: u32,
@@ -90,7 +93,14 @@ struct HopState {
     /// The breaker's admission of an attempt that is replayed: the replay uses it, so the
     /// breaker hears of the attempt once.
     carried: Option<Admission>,
+    /// The outcome a retry was planned after, kept (a response undrained) until the retry is
+    /// admitted: if the breaker refuses it, the call returns this outcome, which is what
+    /// happened, rather than a `CircuitOpen` for an attempt that never went out.
+    pending: Option<Outcome>,
 }
+
+/// How an attempt, or the call, ended.
+type Outcome = Result<HttpResponse, Error>;
 
 /// One attempt as sent.
 struct Sent {
@@ -154,6 +164,7 @@ impl HopState {
             retries: RetryState::new(Some(deadline)),
             stale_replayed: false,
             carried: None,
+            pending: None,
         }
     }
 }
@@ -259,7 +270,10 @@ impl Engine {
         let mut hop = HopState::new(state.deadline);
         loop {
             let host = &**slot.get_or_insert_with(|| self.host(&call.host));
-            let sent = self.attempt(call, state, &mut hop, host)?;
+            let sent = match self.attempt(call, state, &mut hop, host) {
+                Ok(sent) => sent,
+                Err(outcome) => return outcome,
+            };
             if self.replay_if_stale(call, state, &mut hop, &sent) {
                 continue;
             }
@@ -277,7 +291,7 @@ impl Engine {
                 Step::Retry(retry) => {
                     let host = slot.get_or_insert_with(|| self.host(&call.host));
                     match self.plan(call, state, policy, &mut hop, &host.policy.budget, retry) {
-                        Plan::Sleep(delay, retry) => self.sleep(call, state, &hop, delay, retry),
+                        Plan::Sleep(delay, retry) => self.sleep(call, &mut hop, delay, retry),
                         Plan::Stop(outcome) => return outcome,
                     }
                 }
@@ -285,41 +299,36 @@ impl Engine {
         }
     }
 
-    /// Admits and sends one attempt, and records it.
+    /// Admits and sends one attempt, and records it. `Err` is how the call ends without it:
+    /// out of time, refused by pacing, or refused by the breaker (with the outcome a refused
+    /// retry was for).
     fn attempt(
         &self,
         call: &mut Call,
         state: &mut CallState,
         hop: &mut HopState,
         host: &HostLocal,
-    ) -> Result<Sent, Error> {
+    ) -> Result<Sent, Outcome> {
         let mut started = state.attempt_start();
-        if hop.carried.is_none() {
-            started = self.pace(call, state, host)?.unwrap_or(started);
+        let replay = hop.carried.is_some();
+        if !replay {
+            started = self
+                .pace(call, state, host)
+                .map_err(Err)?
+                .unwrap_or(started);
         }
         let remaining = state.deadline.saturating_duration_since(started);
-        if remaining.is_zero() {
-            // A replay that runs out of time still holds its attempt's admission: a half-open
-            // breaker's probe must end with a verdict, or no other probe is let through until
-            // its lease expires. Not knowing is not health: the probe counts as failed.
-            if let Some(carried) = hop.carried.take() {
-                host.policy.breaker.record_at(carried, false, started);
-            }
-            return Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)));
-        }
-        let admission = match hop.carried.take() {
-            Some(carried) => carried,
-            None => self.admit(call, host, started),
-        };
-        if let Admission::Rejected { retry_in } = admission {
-            return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
-        }
+        let admission = self.admission(call, state, hop, host, started, remaining)?;
         state.attempts += 1;
+        let number = hop.retries.begin_attempt();
+        // A retry counts when it is sent, not when it is planned; a replay is the same attempt.
+        if number > 1 && !replay {
+            state.retries += 1;
+        }
         if let Some((_, name)) = &self.shared.config.request_ids {
             call.headers
                 .insert(name.clone(), HeaderValue::from(state.retries));
         }
-        let number = hop.retries.begin_attempt();
         log::debug!("{} {}: attempt {number}", call.method, call.host);
         // Through a proxy ureq enforces the deadline: its global timeout equals the default
         // deadline, so only the first send of a call with the default deadline may leave it
@@ -357,6 +366,53 @@ impl Engine {
             result,
             connections_opened,
         })
+    }
+
+    /// The breaker's admission of the next attempt (a replay's is carried over), unless the
+    /// deadline has passed. A retry the breaker refuses ends the call with the outcome the
+    /// retry was planned after (see `HopState::pending`), counted as a refused retry; a first
+    /// attempt it refuses is `CircuitOpen`.
+    fn admission(
+        &self,
+        call: &Call,
+        state: &mut CallState,
+        hop: &mut HopState,
+        host: &HostLocal,
+        started: Instant,
+        remaining: Duration,
+    ) -> Result<Admission, Outcome> {
+        if remaining.is_zero() {
+            // A replay that runs out of time still holds its attempt's admission: a half-open
+            // breaker's probe must end with a verdict, or no other probe is let through until
+            // its lease expires. Not knowing is not health: the probe counts as failed.
+            if let Some(carried) = hop.carried.take() {
+                host.policy.breaker.record_at(carried, false, started);
+            }
+            return Err(Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline))));
+        }
+        let admission = match hop.carried.take() {
+            Some(carried) => carried,
+            None => self.admit(call, host, started),
+        };
+        if let Admission::Rejected { retry_in } = admission {
+            return Err(match hop.pending.take() {
+                Some(outcome) => {
+                    state.refused += 1;
+                    log::debug!(
+                        "{}: breaker open, retry refused, returning the last outcome",
+                        call.host
+                    );
+                    outcome
+                }
+                None => Err(Error::new(ErrorKind::CircuitOpen { retry_in })),
+            });
+        }
+        // Admitted: the outcome the retry was planned after is no longer the call's, and its
+        // connection goes back to the pool before the retry picks one.
+        if let Some(Ok(response)) = hop.pending.take() {
+            drain(response);
+        }
+        Ok(admission)
     }
 
     /// Admission by the host's rate-limit pacing, before the breaker's: waits for the
@@ -658,7 +714,7 @@ impl Engine {
     }
 
     /// Waits before the next attempt; the plan made sure the wait ends before the deadline.
-    fn sleep(&self, call: &Call, state: &mut CallState, hop: &HopState, delay: Duration, r: Retry) {
+    fn sleep(&self, call: &Call, hop: &mut HopState, delay: Duration, r: Retry) {
         let attempt = hop.retries.attempts();
         log::warn!(
             "{} {}: attempt {attempt} failed ({}); retrying in {delay:?}",
@@ -676,10 +732,9 @@ impl Engine {
                 reason: r.reason,
             });
         }
-        if let Ok(response) = r.last {
-            drain(response);
-        }
-        state.retries += 1;
+        // Kept until the retry is admitted (see `HopState::pending`); a response's connection
+        // goes back to the pool then, drained, before the retry is sent.
+        hop.pending = Some(r.last);
         std::thread::sleep(delay);
     }
 

@@ -77,11 +77,17 @@ macro_rules! counter_list {
                 "Responses received, by status class: one per attempt that got a response, \
                  including the responses that were then retried or redirected.";
 
+            /// A retry is counted when it is sent: one that the retry budget or an open
+            /// breaker refused is counted in [`retries_refused`](Self::retries_refused)
+            /// instead.
             retries: scalar, "http_sentinel_retries_total", [Count("retries")],
-                "Attempts made after a call's first attempt.";
+                "Retries sent: attempts made after a call's first attempt at a URL.";
 
+            /// A retry the breaker refuses ends the call with the outcome it was for (the
+            /// response or error of the attempt before), not with `CircuitOpen`.
             retries_refused: scalar, "http_sentinel_retries_refused_total", [],
-                "Retries that were warranted but not made because the retry budget was spent.";
+                "Retries that were warranted but not sent because the retry budget was spent \
+                 or the host's circuit breaker was open.";
 
             breaker_rejections: scalar, "http_sentinel_breaker_rejections_total", [],
                 "Calls rejected by an open circuit breaker without being sent.";

@@ -1,0 +1,86 @@
+//! Metrics and outcomes that tell the truth, over loopback against the fault server: retries
+//! counted when sent, a retry refused by an open breaker, `stats()` snapshots taken while
+//! threads send, refused requests, nested `with_client` and the reuse ratio of a host that
+//! never connected (fault scenarios at the end of the table in tests/README.md).
+
+use std::time::Duration;
+
+use http_sentinel::metrics::StatusClass;
+use http_sentinel::{BreakerConfig, ErrorKind};
+
+mod support;
+
+use support::server::{Behaviour, Reply, TestServer};
+use support::{pool, scenario};
+
+/// A breaker that opens on the first failure and stays open for the rest of the test.
+fn hair_trigger() -> BreakerConfig {
+    BreakerConfig::new()
+        .with_min_calls(1)
+        .with_failure_ratio(0.5)
+        .with_window(Duration::from_secs(10))
+        .with_break_duration(Duration::from_secs(60))
+}
+
+#[test]
+fn a_retry_refused_by_an_open_breaker_returns_the_5xx_and_is_no_retry() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(503, "down")))
+            .start();
+        let pool = pool(support::config(Duration::from_secs(10)).breaker(hair_trigger()));
+        let client = pool.checkout().unwrap();
+
+        // The first 503 opens the breaker; the retry it warrants is refused: the call is the
+        // 503 that happened, with its body, after one attempt.
+        let response = client.get(&server.url("/")).send().unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.attempts(), 1);
+        assert_eq!(response.text().unwrap(), "down");
+        assert_eq!(server.request_count(), 1, "one request reached the wire");
+
+        let stats = pool.stats();
+        assert_eq!(stats.calls(), 1);
+        assert_eq!(stats.attempts(), 1);
+        assert_eq!(stats.retries(), 0, "a refused retry is no retry");
+        assert_eq!(stats.retries_refused(), 1);
+        assert_eq!(stats.calls_with_status(StatusClass::ServerError), 1);
+        assert_eq!(stats.calls_errored(), 0);
+        assert_eq!(stats.breaker_rejections(), 0, "the call itself was sent");
+
+        // The next call's first attempt is refused: that one is CircuitOpen, with no attempt.
+        let open = client.get(&server.url("/")).send().unwrap_err();
+        assert!(
+            matches!(open.kind(), ErrorKind::CircuitOpen { .. }),
+            "{open:?}"
+        );
+        assert_eq!(open.attempts(), 0);
+        assert_eq!(server.request_count(), 1);
+        let stats = pool.stats();
+        assert_eq!((stats.calls(), stats.retries()), (2, 0));
+        assert_eq!(stats.breaker_rejections(), 1);
+    });
+}
+
+#[test]
+fn a_connect_failure_whose_retry_the_breaker_refuses_is_that_connect_error() {
+    scenario(|| {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pool = pool(support::config(Duration::from_secs(10)).breaker(hair_trigger()));
+        let client = pool.checkout().unwrap();
+        let e = client
+            .get(&format!("http://127.0.0.1:{port}/"))
+            .send()
+            .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Connect(_)), "{e:?}");
+        assert_eq!(e.attempts(), 1);
+        let stats = pool.stats();
+        assert_eq!((stats.retries(), stats.retries_refused()), (0, 1));
+        assert_eq!(stats.breaker_rejections(), 0);
+    });
+}
