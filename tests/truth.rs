@@ -3,7 +3,9 @@
 //! threads send, refused requests, nested `with_client` and the reuse ratio of a host that
 //! never connected (fault scenarios at the end of the table in tests/README.md).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use http_sentinel::metrics::StatusClass;
 use http_sentinel::{BreakerConfig, ErrorKind};
@@ -82,5 +84,96 @@ fn a_connect_failure_whose_retry_the_breaker_refuses_is_that_connect_error() {
         let stats = pool.stats();
         assert_eq!((stats.retries(), stats.retries_refused()), (0, 1));
         assert_eq!(stats.breaker_rejections(), 0);
+    });
+}
+
+/// Checks the invariants one snapshot must keep, whatever is being recorded meanwhile.
+fn assert_consistent(stats: &http_sentinel::Stats, n: usize) {
+    let calls = stats.calls();
+    let ended = stats.calls_succeeded() + stats.calls_errored();
+    let by_status: u64 = StatusClass::ALL
+        .iter()
+        .map(|&c| stats.calls_with_status(c))
+        .sum();
+    let responses: u64 = StatusClass::ALL.iter().map(|&c| stats.responses(c)).sum();
+    assert_eq!(
+        stats.call_latency().count(),
+        calls,
+        "snapshot {n}: {stats:?}"
+    );
+    assert!(ended <= calls, "snapshot {n}: {stats:?}");
+    assert_eq!(
+        by_status + stats.calls_errored(),
+        calls,
+        "snapshot {n}: {stats:?}"
+    );
+    assert_eq!(
+        stats.attempt_latency().count(),
+        stats.attempts(),
+        "snapshot {n}: {stats:?}"
+    );
+    assert!(responses <= stats.attempts(), "snapshot {n}: {stats:?}");
+    assert!(
+        stats.retries() <= stats.attempts(),
+        "snapshot {n}: {stats:?}"
+    );
+}
+
+#[test]
+fn stats_snapshots_taken_while_8_threads_send_are_consistent() {
+    const THREADS: usize = 8;
+    const CALLS: usize = 300;
+    scenario(|| {
+        // A mix: most calls a 200, every fifth a 503 that is retried to a 503 again.
+        let server = TestServer::builder()
+            .route("/ok", Behaviour::Respond(Reply::text(200, "ok")))
+            .route("/busy", Behaviour::Respond(Reply::text(503, "busy")))
+            .start();
+        let pool = pool(
+            support::config(Duration::from_secs(10))
+                .max_clients(THREADS)
+                .retry(support::fast().with_base_delay(Duration::from_millis(1))),
+        );
+        let done = AtomicBool::new(false);
+        let snapshots = thread::scope(|s| {
+            let senders: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let (pool, server) = (&pool, &server);
+                    s.spawn(move || {
+                        let client = pool.checkout().unwrap();
+                        for i in 0..CALLS {
+                            let path = if (i + t) % 5 == 0 { "/busy" } else { "/ok" };
+                            let r = client.get(&server.url(path)).send().unwrap();
+                            r.bytes().unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let snapshotter = s.spawn(|| {
+                let started = Instant::now();
+                let mut n = 0;
+                // Bounded in count and in time; it stops early once the senders are done.
+                while n < 1_000_000 && started.elapsed() < Duration::from_secs(60) {
+                    let finished = done.load(Ordering::Acquire);
+                    assert_consistent(&pool.stats(), n);
+                    n += 1;
+                    if finished {
+                        break;
+                    }
+                }
+                n
+            });
+            for sender in senders {
+                sender.join().unwrap();
+            }
+            done.store(true, Ordering::Release);
+            snapshotter.join().unwrap()
+        });
+        let stats = pool.stats();
+        assert_consistent(&stats, snapshots);
+        assert_eq!(stats.calls(), (THREADS * CALLS) as u64);
+        println!(
+            "{snapshots} consistent snapshots while {THREADS} threads sent {CALLS} calls each"
+        );
     });
 }

@@ -12,7 +12,9 @@
 //! So adding a counter is one entry in the list, plus the line in a record method that counts
 //! it.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::time::Duration;
 
 use ureq::http::StatusCode;
@@ -187,6 +189,9 @@ macro_rules! define_counters {
         /// [`record_body_bytes`](Self::record_body_bytes).
         #[derive(Default)]
         pub(crate) struct HostCounters {
+            /// The seqlock's sequence: odd while the owning client is recording a call or an
+            /// attempt, even between records (see [`HostCounters::write`]).
+            seq: AtomicU64,
             $( #[doc = $help] pub(super) $name: cell_type!($kind), )*
         }
 
@@ -197,8 +202,9 @@ macro_rules! define_counters {
         }
 
         impl Counters {
-            /// Adds one shard's current values.
-            pub(super) fn absorb(&mut self, shard: &HostCounters) {
+            /// Adds one shard's current values as they are, with no consistency between
+            /// cells; [`absorb`](Self::absorb) is the consistent read built on it.
+            fn add_cells(&mut self, shard: &HostCounters) {
                 $( shard.$name.add_to(&mut self.$name); )*
             }
 
@@ -424,7 +430,29 @@ pub(crate) struct CallRecord {
     pub(crate) outcome: Result<StatusCode, ErrorClass>,
 }
 
+/// How many times a snapshot tries to read one shard between two records of its writer before
+/// it yields the processor to let the writer finish.
+const SPINS_BEFORE_YIELD: u32 = 16;
+/// How many times a snapshot tries before it takes the shard as it reads it. A record is a
+/// few dozen stores between two network round trips, so a reader that loses this many races
+/// in a row is not reachable in practice; the bound only keeps `stats()` from ever hanging.
+const MAX_READ_TRIES: u32 = 100_000;
+
 impl HostCounters {
+    /// Runs one record as a seqlock write (the Linux kernel's `seqcount_t`, in the form that
+    /// is sound for atomics: Boehm, "Can seqlocks get along with programming language memory
+    /// models?", 2012): the sequence turns odd, a release fence keeps the cell updates after
+    /// that store, the cells are updated, and a release store turns the sequence even again.
+    /// Each shard has one writer, its client, so plain load and store suffice: the hot path
+    /// pays one load, two stores and a fence (free on x86, one `dmb` on Arm).
+    fn write(&self, record: impl FnOnce()) {
+        let seq = self.seq.load(Relaxed);
+        self.seq.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
+        record();
+        self.seq.store(seq.wrapping_add(2), Release);
+    }
+
     /// Counts one attempt that took `took`, opened `connections_opened` connections and, when
     /// a response arrived, got `status`: every response counts, whether the call then returns
     /// it, retries or follows a redirect.
@@ -434,50 +462,83 @@ impl HostCounters {
         connections_opened: u64,
         status: Option<StatusCode>,
     ) {
-        inc(&self.attempts);
-        add(&self.connections_opened, connections_opened);
-        self.attempt_latency.record(took);
-        if let Some(status) = status {
-            inc(&self.responses[StatusClass::from_status(status).index()]);
-        }
+        self.write(|| {
+            inc(&self.attempts);
+            add(&self.connections_opened, connections_opened);
+            self.attempt_latency.record(took);
+            if let Some(status) = status {
+                inc(&self.responses[StatusClass::from_status(status).index()]);
+            }
+        });
     }
 
     /// Counts one attempt that waited `waited` for its rate-limit pacing slot.
     pub(crate) fn record_paced(&self, waited: Duration) {
-        inc(&self.paced_requests);
-        add(
-            &self.paced_micros,
-            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
-        );
+        self.write(|| {
+            inc(&self.paced_requests);
+            add(
+                &self.paced_micros,
+                u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            );
+        });
     }
 
     /// Counts one finished call, by its outcome: the class of its final response or of its
     /// error. A call rejected by an open breaker is also a breaker rejection.
     pub(crate) fn record_call(&self, call: &CallRecord) {
-        inc(&self.calls);
-        add(&self.retries, u64::from(call.retries));
-        add(&self.retries_refused, u64::from(call.retries_refused));
-        add(&self.stale_replays, u64::from(call.stale_replays));
-        add(&self.redirects, u64::from(call.redirects));
-        self.call_latency.record(call.latency);
-        match call.outcome {
-            Ok(status) => inc(&self.calls_with_status[StatusClass::from_status(status).index()]),
-            Err(class) => {
-                if class == ErrorClass::CircuitOpen {
-                    inc(&self.breaker_rejections);
+        self.write(|| {
+            inc(&self.calls);
+            add(&self.retries, u64::from(call.retries));
+            add(&self.retries_refused, u64::from(call.retries_refused));
+            add(&self.stale_replays, u64::from(call.stale_replays));
+            add(&self.redirects, u64::from(call.redirects));
+            self.call_latency.record(call.latency);
+            match call.outcome {
+                Ok(status) => {
+                    inc(&self.calls_with_status[StatusClass::from_status(status).index()]);
                 }
-                inc(&self.calls_with_error[class.index()]);
+                Err(class) => {
+                    if class == ErrorClass::CircuitOpen {
+                        inc(&self.breaker_rejections);
+                    }
+                    inc(&self.calls_with_error[class.index()]);
+                }
             }
-        }
+        });
     }
 
-    /// Counts response body bytes handed to the caller.
+    /// Counts response body bytes handed to the caller. Not a seqlock write: a body reader may
+    /// run on another thread than the client, and a seqlock allows one writer; the byte count
+    /// takes part in no invariant between counters.
     pub(crate) fn record_body_bytes(&self, n: u64) {
         add(&self.bytes_received, n);
     }
 }
 
 impl Counters {
+    /// Adds a consistent cut of one shard: every call and attempt its client recorded either
+    /// entirely or not at all, so `calls` equals the calls by outcome and the call latency
+    /// samples, shard by shard and so in any sum of shards. The seqlock read: retried until
+    /// the sequence is even and unchanged across the read (see [`HostCounters::write`]).
+    pub(super) fn absorb(&mut self, shard: &HostCounters) {
+        let mut cut = Counters::default();
+        for tries in 1..=MAX_READ_TRIES {
+            cut = Counters::default();
+            let before = shard.seq.load(Acquire);
+            cut.add_cells(shard);
+            fence(Acquire);
+            if before % 2 == 0 && shard.seq.load(Relaxed) == before {
+                break;
+            }
+            if tries >= SPINS_BEFORE_YIELD {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.merge(&cut);
+    }
+
     /// Calls that ended with a `2xx` or `3xx` response.
     pub(super) fn succeeded(&self) -> u64 {
         let ended_with = |class: StatusClass| self.calls_with_status[class.index()];
