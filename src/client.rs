@@ -101,6 +101,11 @@ impl Client {
         self.engine.should_discard()
     }
 
+    /// Whether the client is in the middle of a call (the caller is one of its callbacks).
+    pub(crate) fn in_call(&self) -> bool {
+        self.engine.in_call()
+    }
+
     /// Marks the client to be dropped instead of returned to the pool.
     pub(crate) fn discard_on_return(&self) {
         self.engine.discard_on_return();

@@ -58,6 +58,9 @@ pub(crate) struct Engine {
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes the engine `!Sync`.
     discard: Cell<bool>,
+    // Set while `execute` runs: code called back from inside a call (an event handler) must
+    // not start another call on this engine.
+    in_call: Cell<bool>,
     hosts: LocalHosts,
     // This client's `http.client.request.duration` series, when the pool keeps them.
     otel: Option<Arc<DurationShard>>,
@@ -197,6 +200,7 @@ impl Engine {
             otel: otel.then(|| shared.metrics.otel.shard()),
             shared,
             discard: Cell::new(false),
+            in_call: Cell::new(false),
         }
     }
 
@@ -217,6 +221,11 @@ impl Engine {
         self.discard.get()
     }
 
+    /// Whether a call is running on this engine (so the caller is one of its callbacks).
+    pub(crate) fn in_call(&self) -> bool {
+        self.in_call.get()
+    }
+
     /// The `host:port` key of `uri`, remembered for the last authority.
     pub(crate) fn host_key(&self, uri: &http::Uri) -> String {
         self.hosts.key(uri)
@@ -229,6 +238,7 @@ impl Engine {
     /// Runs one call: attempts, retries, stale-connection replay and redirects, all within one
     /// deadline, with the host's breaker and retry budget consulted and metrics recorded.
     pub(crate) fn execute(&self, mut call: Call) -> Result<Response, Error> {
+        let _running = InCall::enter(&self.in_call);
         if let Some((name, _)) = &self.shared.config.request_ids {
             if !call.headers.contains_key(name) {
                 let id = HeaderValue::from_str(&new_request_id()).expect("hex digits and dashes");
@@ -864,6 +874,21 @@ impl Engine {
         self.agent
             .run(request)
             .map_err(|e| from_ureq(e, true).deadline_as(TimeoutPhase::Response))
+    }
+}
+
+/// Marks an engine as running a call until dropped (a panicking event handler included).
+struct InCall<'a>(&'a Cell<bool>, bool);
+
+impl<'a> InCall<'a> {
+    fn enter(flag: &'a Cell<bool>) -> InCall<'a> {
+        InCall(flag, flag.replace(true))
+    }
+}
+
+impl Drop for InCall<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
     }
 }
 

@@ -177,3 +177,67 @@ fn stats_snapshots_taken_while_8_threads_send_are_consistent() {
         );
     });
 }
+
+#[test]
+fn a_nested_with_client_reuses_the_threads_client_and_later_calls_keep_to_it() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(200, "ok")))
+            .start();
+        let pool = pool(support::config(Duration::from_secs(10)).max_clients(4));
+        let url = server.url("/");
+        let get = |c: &http_sentinel::Client| c.get(&url).send().unwrap().bytes().unwrap();
+        let (outer, inner) = pool
+            .with_client(|outer| {
+                get(outer);
+                let inner = pool
+                    .with_client(|inner| {
+                        get(inner);
+                        inner.id()
+                    })
+                    .unwrap();
+                (outer.id(), inner)
+            })
+            .unwrap();
+        assert_eq!(inner, outer, "the nested call got the thread's client");
+        let s = pool.state();
+        assert_eq!(
+            (s.clients, s.checked_out),
+            (1, 1),
+            "one checkout per thread"
+        );
+        // Later calls all go to that one client, on its one connection.
+        for _ in 0..6 {
+            assert_eq!(pool.with_client(|c| (get(c), c.id()).1).unwrap(), outer);
+        }
+        assert_eq!(server.request_count(), 8);
+        assert_eq!(
+            server.connections_accepted(),
+            1,
+            "one client, one connection"
+        );
+        assert!(pool.release_local());
+        assert!(!pool.release_local(), "the thread held one client");
+        assert_eq!(pool.state().idle, 1);
+    });
+}
+
+#[test]
+fn a_panic_in_a_nested_with_client_discards_the_threads_client() {
+    scenario(|| {
+        let pool = pool(support::config(Duration::from_secs(10)).max_clients(4));
+        let caught = pool
+            .with_client(|_| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    pool.with_client(|_| panic!("inner")).unwrap();
+                }))
+                .is_err()
+            })
+            .unwrap();
+        assert!(caught);
+        // The client went with the panic: not held by the thread, not back in the pool.
+        assert!(!pool.release_local());
+        let s = pool.state();
+        assert_eq!((s.clients, s.idle, s.checked_out), (0, 0, 0));
+    });
+}
