@@ -46,6 +46,9 @@ use crate::transport::{self, Connections};
 
 type HttpResponse = http::Response<ureq::Body>;
 
+/// The host under which requests whose URL did not parse are counted.
+pub(crate) const NO_HOST: &str = "-";
+
 /// One client's engine: its ureq agent and connections, and its view of the pool's state.
 pub(crate) struct Engine {
     agent: Agent,
@@ -746,6 +749,27 @@ impl Engine {
         // goes back to the pool then, drained, before the retry is sent.
         hop.pending = Some(r.last);
         std::thread::sleep(delay);
+    }
+
+    /// Counts a request refused before anything was sent (invalid input) as a call with no
+    /// attempt, under its host, or under [`NO_HOST`] when its URL did not parse, and returns
+    /// its error with that host. Only the metrics shard is looked up: a host nothing was sent
+    /// to gets no breaker or budget.
+    pub(crate) fn refuse(&self, e: Error, host: Option<&str>) -> Error {
+        self.hosts
+            .counters(host.unwrap_or(NO_HOST))
+            .record_call(&CallRecord {
+                latency: Duration::ZERO,
+                retries: 0,
+                retries_refused: 0,
+                stale_replays: 0,
+                redirects: 0,
+                outcome: Err(e.class()),
+            });
+        match host {
+            Some(host) => e.with_host(host),
+            None => e,
+        }
     }
 
     /// Records the finished call and hands the caller its response or error.

@@ -505,7 +505,7 @@ impl<'c> RequestBuilder<'c> {
     #[cfg(feature = "fuzzing")]
     #[doc(hidden)]
     pub fn validate(self) -> Result<(), Error> {
-        self.prepare().map(drop)
+        self.prepare().map(drop).map_err(|(e, _)| e)
     }
 
     /// Sends the request and returns the response head; the body is read through
@@ -515,7 +515,10 @@ impl<'c> RequestBuilder<'c> {
     /// # Errors
     ///
     /// Invalid input, DNS, connect, TLS, timeout, protocol and redirect failures, each as its
-    /// [`ErrorKind`](crate::ErrorKind), with the host and the number of attempts.
+    /// [`ErrorKind`](crate::ErrorKind), with the host and the number of attempts. A request
+    /// refused before anything is sent (invalid input) is still a call in
+    /// [`Stats`](crate::Stats): one with no attempt, counted under its host, or under `-` when
+    /// its URL did not parse.
     ///
     /// # Examples
     ///
@@ -531,36 +534,38 @@ impl<'c> RequestBuilder<'c> {
     /// ```
     pub fn send(self) -> Result<Response, Error> {
         let engine = self.engine;
-        let call = self.prepare()?;
-        engine.execute(call)
+        match self.prepare() {
+            Ok(call) => engine.execute(call),
+            Err((e, host)) => Err(engine.refuse(e, host.as_deref())),
+        }
     }
 
-    fn prepare(mut self) -> Result<Call, Error> {
+    /// The call to send, or why it cannot be sent and the host it was for (when the URL
+    /// parsed), so that the refusal is counted under it.
+    fn prepare(mut self) -> Result<Call, (Error, Option<String>)> {
+        let target = self.target();
+        let (uri, userinfo) = match url::parse(&target, &self.sensitive_query) {
+            Ok(parsed) => parsed,
+            // An invalid method or header set earlier is reported first, as it was found first.
+            Err(e) => return Err((self.error.take().unwrap_or(e), None)),
+        };
+        let host = self.engine.host_key(&uri);
         if let Some(e) = self.error.take() {
-            return Err(e);
+            return Err((e, Some(host)));
         }
-        let mut target = std::mem::take(&mut self.url);
-        if !self.query.is_empty() {
-            // A fragment is never sent (RFC 9110 §4.2.4): the pairs added by `query()` go
-            // before it, not into it where they would be dropped with it.
-            if let Some(hash) = target.find('#') {
-                target.truncate(hash);
-            }
-            target.push(if target.contains('?') { '&' } else { '?' });
-            target.push_str(&self.query);
-        }
-        let (uri, userinfo) = url::parse(&target, &self.sensitive_query)?;
         if let Some(userinfo) = userinfo {
             if !self.headers.contains_key(AUTHORIZATION) {
-                self.headers
-                    .insert(AUTHORIZATION, url::basic_auth(&userinfo)?);
+                match url::basic_auth(&userinfo) {
+                    Ok(value) => self.headers.insert(AUTHORIZATION, value),
+                    Err(e) => return Err((e, Some(host))),
+                };
             }
         }
         let config = &self.engine.shared().config;
         config.apply_default_headers(&mut self.headers, &mut self.sensitive);
         let deadline = config.deadline;
         Ok(Call {
-            host: self.engine.host_key(&uri),
+            host,
             method: self.method,
             uri,
             headers: self.headers,
@@ -571,5 +576,20 @@ impl<'c> RequestBuilder<'c> {
             custom_timeout: self.timeout.is_some(),
             policy: self.policy,
         })
+    }
+
+    /// The URL with the pairs added by [`query`](Self::query).
+    fn target(&mut self) -> String {
+        let mut target = std::mem::take(&mut self.url);
+        if !self.query.is_empty() {
+            // A fragment is never sent (RFC 9110 §4.2.4): the pairs added by `query()` go
+            // before it, not into it where they would be dropped with it.
+            if let Some(hash) = target.find('#') {
+                target.truncate(hash);
+            }
+            target.push(if target.contains('?') { '&' } else { '?' });
+            target.push_str(&self.query);
+        }
+        target
     }
 }

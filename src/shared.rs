@@ -152,6 +152,17 @@ impl LocalHosts {
     }
 }
 
+impl LocalHosts {
+    /// This client's metrics shard for `key`, without the host's pool-wide policy state (for
+    /// a request refused before it was sent, which concerns no breaker or budget).
+    pub(crate) fn counters(&self, key: &str) -> Arc<CachePadded<HostCounters>> {
+        if let Some(found) = self.hosts.borrow().get(key) {
+            return Arc::clone(&found.counters);
+        }
+        self.recorder.borrow_mut().host_arc(key)
+    }
+}
+
 /// FNV-1a for a client's host map: its keys are a few short `host:port` strings looked up
 /// on every call, where SipHash costs more than the rest of the lookup. The map is bounded
 /// (`MAX_CACHED_HOSTS`) and private to one client, so flooding resistance buys nothing here.

@@ -1215,7 +1215,8 @@ fn stats_json_and_table_count_urls_and_show_no_reuse_for_a_host_never_reached() 
             (stats["errors"].clone(), stats["not_sent"].clone()),
             (2.into(), 1.into())
         );
-        assert_eq!(stats["calls"], 3, "the URL never sent is no call");
+        assert_eq!(stats["calls"], 4, "the URL never sent is a call too");
+        assert_eq!(stats["attempts"], 3, "with no attempt");
         let hosts = stats["hosts"].as_array().unwrap();
         let never = hosts
             .iter()
@@ -1241,7 +1242,7 @@ fn stats_json_and_table_count_urls_and_show_no_reuse_for_a_host_never_reached() 
         assert_eq!(row.split_whitespace().nth(9), Some("-"), "{row}");
         assert!(table
             .stderr
-            .contains("(1 never sent, not counted as calls)"));
+            .contains("(1 never sent: calls with no attempt)"));
         let none = run(&["--stats=none"], &lines(&urls[..1]));
         assert_eq!(none.stderr, "");
     });

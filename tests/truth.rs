@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use http_sentinel::error::ErrorClass;
 use http_sentinel::metrics::StatusClass;
 use http_sentinel::{BreakerConfig, ErrorKind};
 
@@ -239,5 +240,53 @@ fn a_panic_in_a_nested_with_client_discards_the_threads_client() {
         assert!(!pool.release_local());
         let s = pool.state();
         assert_eq!((s.clients, s.idle, s.checked_out), (0, 0, 0));
+    });
+}
+
+#[test]
+fn requests_refused_before_sending_are_calls_with_their_failure_kind() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(200, "ok")))
+            .start();
+        let pool = pool(support::config(Duration::from_secs(10)));
+        let client = pool.checkout().unwrap();
+        let host = format!("127.0.0.1:{}", server.addr().port());
+        // A header value with CR/LF: the URL is fine, so the call counts under its host.
+        let e = client
+            .get(&server.url("/"))
+            .header("x-note", "a\r\nInjected: yes")
+            .send()
+            .unwrap_err();
+        assert!(e.is_invalid_request(), "{e:?}");
+        assert_eq!(e.host(), Some(host.as_str()));
+        // URLs that do not parse (a space in the host, a scheme other than http(s)) have no
+        // host to count under: they count under "-".
+        for url in ["http://exa mple.test/", "ftp://127.0.0.1/"] {
+            let e = client.get(url).send().unwrap_err();
+            assert!(e.is_invalid_request(), "{url}: {e:?}");
+        }
+        assert_eq!(server.request_count(), 0, "nothing reached the wire");
+        assert_eq!(server.connections_accepted(), 0);
+
+        let stats = pool.stats();
+        assert_eq!(stats.calls(), 3);
+        assert_eq!(stats.attempts(), 0);
+        assert_eq!(stats.calls_errored(), 3);
+        assert_eq!(stats.calls_with_error(ErrorClass::InvalidRequest), 3);
+        assert_eq!(stats.host(&host).unwrap().calls(), 1);
+        assert_eq!(stats.host("-").unwrap().calls(), 2);
+        let text = stats.to_prometheus();
+        for line in [
+            format!(
+                "http_sentinel_calls_with_error_total{{host=\"{host}\",kind=\"invalid_request\"}} 1"
+            ),
+            "http_sentinel_calls_with_error_total{host=\"-\",kind=\"invalid_request\"} 2".into(),
+            "http_sentinel_calls_total{host=\"-\"} 2".into(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        // A good request afterwards is unaffected.
+        assert_eq!(client.get(&server.url("/")).send().unwrap().status(), 200);
     });
 }

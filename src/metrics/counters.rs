@@ -66,7 +66,9 @@ macro_rules! counter_list {
 
             /// All classes together: [`calls_errored`](Self::calls_errored). A call rejected by
             /// an open circuit breaker counts here as `CircuitOpen`, and also as a
-            /// [`breaker_rejection`](Self::breaker_rejections).
+            /// [`breaker_rejection`](Self::breaker_rejections). A request refused before
+            /// anything was sent (invalid input) counts here as `InvalidRequest`, with no
+            /// attempt, under its host, or under `-` when its URL did not parse.
             calls_with_error: by_error, "http_sentinel_calls_with_error_total", [Count("errors")],
                 "Calls that ended in an error instead of a response, by error kind.";
 

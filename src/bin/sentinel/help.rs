@@ -156,8 +156,8 @@ STATISTICS
     errors, attempts, retries, connections opened, the share of connected attempts that
     reused a connection ('-' when none connected) and call latency p50/p99. The last line
     counts URLs: ok (status below 400), with status >= 400, errors, and those never sent
-    (a bad URL, an open breaker), which are not calls. --stats json gives the same as one
-    JSON object.
+    (a bad URL, an open breaker), which the table counts as calls with no attempt (a URL
+    that does not parse under host '-'). --stats json gives the same as one JSON object.
 
 EXIT STATUS
     curl's codes for the same failures. With many URLs, the code of the first URL (in input
