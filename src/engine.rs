@@ -367,12 +367,13 @@ impl Engine {
         state.last_end = Instant::now();
         let took = state.last_end.saturating_duration_since(started);
         let connections_opened = self.conns.opened() - opened_before;
-        let reused = connections_opened == 0;
+        let connected = got_connection(&result);
+        let reused = connected && connections_opened == 0;
         state.timings = self.conns.clock().read(started, number, reused, took);
         span.outcome(span_outcome(&result));
         let status = result.as_ref().ok().map(|r| r.status());
         host.counters
-            .record_attempt(took, connections_opened, status);
+            .record_attempt(took, connections_opened, connected, status);
         self.record_attempt(call, &result, &state.timings);
         Ok(Sent {
             admission,
@@ -936,6 +937,18 @@ fn protocol_version(v: http::Version) -> &'static str {
 
 fn too_long(wait: Duration, status: StatusCode) -> Error {
     Error::new(ErrorKind::RetryAfterTooLong { wait, status })
+}
+
+/// Whether an attempt got a connection (new or pooled): all but a failed DNS lookup, connect
+/// or TLS handshake.
+fn got_connection(result: &Result<HttpResponse, Error>) -> bool {
+    !matches!(
+        result.as_ref().map_err(Error::kind),
+        Err(ErrorKind::Dns
+            | ErrorKind::Connect(_)
+            | ErrorKind::Tls(_)
+            | ErrorKind::Timeout(TimeoutPhase::Resolve | TimeoutPhase::Connect))
+    )
 }
 
 /// A failure before any response byte on a connection that may have been closed while idle.

@@ -4,12 +4,14 @@
 //! never connected (fault scenarios at the end of the table in tests/README.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use http_sentinel::error::ErrorClass;
+use http_sentinel::events::AttemptEvent;
 use http_sentinel::metrics::StatusClass;
-use http_sentinel::{BreakerConfig, ErrorKind};
+use http_sentinel::{BreakerConfig, ErrorKind, EventHandler};
 
 mod support;
 
@@ -288,5 +290,80 @@ fn requests_refused_before_sending_are_calls_with_their_failure_kind() {
         }
         // A good request afterwards is unaffected.
         assert_eq!(client.get(&server.url("/")).send().unwrap().status(), 200);
+    });
+}
+
+/// Records whether each attempt's event says it reused a connection.
+#[derive(Default)]
+struct ReusedFlags(Mutex<Vec<bool>>);
+
+impl EventHandler for ReusedFlags {
+    fn on_attempt(&self, e: &AttemptEvent) {
+        self.0.lock().unwrap().push(e.reused_connection());
+    }
+}
+
+#[test]
+fn a_host_whose_connects_all_failed_shows_no_reuse_ratio() {
+    scenario(|| {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let down = format!("127.0.0.1:{port}");
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(200, "ok")))
+            .start();
+        let up = format!("127.0.0.1:{}", server.addr().port());
+        let events = Arc::new(ReusedFlags::default());
+        let pool = pool(support::config(Duration::from_secs(10)).event_handler(events.clone()));
+        let client = pool.checkout().unwrap();
+        for _ in 0..2 {
+            let e = client.get(&format!("http://{down}/")).send().unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::Connect(_)), "{e:?}");
+            assert_eq!(e.attempts(), 3, "connect failures are retried");
+        }
+        assert_eq!(
+            *events.0.lock().unwrap(),
+            [false; 6],
+            "a refused connect reused nothing"
+        );
+        let stats = pool.stats();
+        let never = stats.host(&down).unwrap();
+        assert_eq!(never.attempts(), 6);
+        assert_eq!(never.connections_opened(), 0);
+        assert_eq!(never.reuse_ratio(), None, "not 1.000 and not 0");
+        assert_eq!(stats.reuse_ratio(), None, "nothing connected anywhere yet");
+        let row = stats
+            .to_string()
+            .lines()
+            .find(|l| l.starts_with(&down))
+            .map(str::to_owned)
+            .unwrap();
+        assert_eq!(row.split_whitespace().nth(9), Some("-"), "{row}");
+        assert!(!stats
+            .to_prometheus()
+            .contains("http_sentinel_connection_reuse_ratio"));
+
+        // Two calls on one connection: the ratio is over the attempts that connected.
+        for _ in 0..2 {
+            client
+                .get(&server.url("/"))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap();
+        }
+        assert_eq!(server.connections_accepted(), 1);
+        let stats = pool.stats();
+        assert_eq!(stats.host(&up).unwrap().reuse_ratio(), Some(0.5));
+        assert_eq!(stats.host(&down).unwrap().reuse_ratio(), None);
+        assert_eq!(
+            stats.reuse_ratio(),
+            Some(0.5),
+            "the refused connects do not count"
+        );
     });
 }

@@ -77,6 +77,12 @@ macro_rules! counter_list {
             attempts: scalar, "http_sentinel_attempts_total", [Count("attempts")],
                 "Attempts sent: first attempts, retries and each redirect hop alike.";
 
+            /// The reuse ratio is measured over these: a host whose connects all failed has
+            /// none, and so no ratio.
+            attempts_connected: scalar, "http_sentinel_attempts_connected_total", [],
+                "Attempts that got a connection, new or pooled: every attempt but those whose \
+                 DNS lookup, connect or TLS handshake failed.";
+
             responses: by_status, "http_sentinel_responses_total", [],
                 "Responses received, by status class: one per attempt that got a response, \
                  including the responses that were then retried or redirected.";
@@ -455,17 +461,19 @@ impl HostCounters {
         self.seq.store(seq.wrapping_add(2), Release);
     }
 
-    /// Counts one attempt that took `took`, opened `connections_opened` connections and, when
-    /// a response arrived, got `status`: every response counts, whether the call then returns
-    /// it, retries or follows a redirect.
+    /// Counts one attempt that took `took`, opened `connections_opened` connections, got a
+    /// connection or not (`connected`) and, when a response arrived, got `status`: every
+    /// response counts, whether the call then returns it, retries or follows a redirect.
     pub(crate) fn record_attempt(
         &self,
         took: Duration,
         connections_opened: u64,
+        connected: bool,
         status: Option<StatusCode>,
     ) {
         self.write(|| {
             inc(&self.attempts);
+            add(&self.attempts_connected, u64::from(connected));
             add(&self.connections_opened, connections_opened);
             self.attempt_latency.record(took);
             if let Some(status) = status {
@@ -552,10 +560,15 @@ impl Counters {
         sum(&self.calls_with_error)
     }
 
-    /// `1 - connections_opened / attempts`, clamped to `0.0..=1.0`; `None` without attempts.
+    /// `1 - connections_opened / attempts_connected`, clamped to `0.0..=1.0`: the share of the
+    /// attempts that got a connection which got a pooled one. `None` while no attempt got a
+    /// connection: attempts that all failed to connect (a closed port, an unknown host)
+    /// reused nothing, and a ratio of `1.0` (or `0.0`) would say something about them.
     pub(super) fn reuse_ratio(&self) -> Option<f64> {
-        (self.attempts > 0)
-            .then(|| (1.0 - self.connections_opened as f64 / self.attempts as f64).clamp(0.0, 1.0))
+        (self.attempts_connected > 0).then(|| {
+            let opened = self.connections_opened as f64;
+            (1.0 - opened / self.attempts_connected as f64).clamp(0.0, 1.0)
+        })
     }
 }
 
@@ -628,10 +641,10 @@ mod tests {
     fn every_response_of_every_attempt_is_counted_by_class() {
         let c = HostCounters::default();
         for code in [100, 200, 204, 301, 404, 500, 503, 599, 600, 999] {
-            c.record_attempt(Duration::from_millis(2), 0, Some(status(code)));
+            c.record_attempt(Duration::from_millis(2), 0, true, Some(status(code)));
         }
         // An attempt that got no response counts as an attempt only.
-        c.record_attempt(Duration::from_millis(2), 1, None);
+        c.record_attempt(Duration::from_millis(2), 1, true, None);
         let s = snapshot(&c);
         assert_eq!(s.responses, [1, 2, 1, 1, 5]);
         assert_eq!(s.attempts, 11);
@@ -697,12 +710,27 @@ mod tests {
     fn reuse_ratio_is_none_without_attempts_and_clamped() {
         let c = HostCounters::default();
         assert_eq!(snapshot(&c).reuse_ratio(), None);
-        c.record_attempt(Duration::ZERO, 3, None);
+        c.record_attempt(Duration::ZERO, 3, true, None);
         assert_eq!(snapshot(&c).reuse_ratio(), Some(0.0));
         for _ in 0..3 {
-            c.record_attempt(Duration::ZERO, 0, None);
+            c.record_attempt(Duration::ZERO, 0, true, None);
         }
         assert_eq!(snapshot(&c).reuse_ratio(), Some(0.25));
+    }
+
+    #[test]
+    fn reuse_ratio_is_none_while_no_attempt_got_a_connection() {
+        let c = HostCounters::default();
+        for _ in 0..4 {
+            c.record_attempt(Duration::ZERO, 0, false, None);
+        }
+        let s = snapshot(&c);
+        assert_eq!((s.attempts, s.attempts_connected), (4, 0));
+        assert_eq!(s.reuse_ratio(), None, "not 1.0: nothing was reused");
+        // Measured over the attempts that connected only.
+        c.record_attempt(Duration::ZERO, 1, true, Some(status(200)));
+        c.record_attempt(Duration::ZERO, 0, true, Some(status(200)));
+        assert_eq!(snapshot(&c).reuse_ratio(), Some(0.5));
     }
 
     #[test]

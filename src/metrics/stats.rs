@@ -570,7 +570,7 @@ mod tests {
         let shard = HostCounters::default();
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         for _ in 0..4 {
-            shard.record_attempt(ms(1), 0, Some(status));
+            shard.record_attempt(ms(1), 0, true, Some(status));
             shard.record_call(&CallRecord {
                 latency: ms(1),
                 retries: 0,

@@ -236,20 +236,20 @@ mod tests {
             let opened = u64::from(i < 4);
             if i % 3 == 0 {
                 // 503, retried, then a timeout.
-                h.record_attempt(ms(1), opened, status(503));
-                h.record_attempt(ms(1), 0, None);
+                h.record_attempt(ms(1), opened, true, status(503));
+                h.record_attempt(ms(1), 0, true, None);
                 h.record_call(&call(ms(2), 1, Err(ErrorClass::Timeout)));
             } else if i % 5 == 1 {
-                h.record_attempt(ms(2), opened, status(500));
+                h.record_attempt(ms(2), opened, true, status(500));
                 h.record_call(&call(ms(2), 0, Ok(500)));
             } else {
-                h.record_attempt(ms(2), opened, status(200));
+                h.record_attempt(ms(2), opened, true, status(200));
                 h.record_call(&call(ms(2), 0, Ok(200)));
             }
         }
         for _ in 0..7 {
             let s = rec.host("s.example");
-            s.record_attempt(ms(150), 1, status(200));
+            s.record_attempt(ms(150), 1, true, status(200));
             s.record_call(&call(ms(150), 0, Ok(200)));
         }
         // Rejected by an open breaker before any attempt.
@@ -375,7 +375,7 @@ mod tests {
         let mut rec = registry.recorder();
         for _ in 0..10 {
             let h = rec.host("down.example");
-            h.record_attempt(ms(1), 0, status(500));
+            h.record_attempt(ms(1), 0, true, status(500));
             h.record_call(&call(ms(1), 0, Ok(500)));
         }
         let text = registry.snapshot(PoolState::default()).to_string();
