@@ -367,3 +367,46 @@ fn a_host_whose_connects_all_failed_shows_no_reuse_ratio() {
         );
     });
 }
+
+#[test]
+fn the_retry_budget_floor_builds_up_per_second_instead_of_bursting() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(503, "busy")))
+            .start();
+        // The floor only: no ratio, 10/s over 10 s (the defaults otherwise).
+        let policy = support::fast()
+            .with_base_delay(Duration::from_millis(1))
+            .with_budget_ratio(0.0)
+            .with_budget_min_per_sec(10)
+            .with_budget_window(Duration::from_secs(10));
+        let pool = pool(support::config(Duration::from_secs(10)).retry(policy));
+        let client = pool.checkout().unwrap();
+        // Measured from before the host's budget exists (it is made on the first call).
+        let started = Instant::now();
+        for _ in 0..20 {
+            let r = client.get(&server.url("/")).send().unwrap();
+            assert_eq!(r.status(), 503);
+            r.bytes().unwrap();
+        }
+        let elapsed = started.elapsed();
+        let stats = pool.stats();
+        // 40 retries were warranted (2 per call). The floor allows 10 per second begun since
+        // the first call: 10 if the calls took under a second, never the window's 100.
+        let allowed = 10 * (elapsed.as_secs() + 1);
+        println!(
+            "{} retries sent, {} refused in {elapsed:?} (floor allows {allowed})",
+            stats.retries(),
+            stats.retries_refused()
+        );
+        assert!(stats.retries() >= 10, "the first second's floor is usable");
+        assert!(
+            stats.retries() <= allowed,
+            "{} retries in {elapsed:?}: more than 10 per second begun",
+            stats.retries()
+        );
+        // A call stops at its first refused retry.
+        assert!(stats.retries_refused() >= 10, "{}", stats.retries_refused());
+        assert_eq!(server.request_count() as u64, 20 + stats.retries());
+    });
+}
