@@ -108,6 +108,9 @@ struct HopState {
 /// How an attempt, or the call, ended.
 type Outcome = Result<HttpResponse, Error>;
 
+/// How a call ends without sending its next attempt; boxed, as that is the rare path.
+type Ended = Box<Outcome>;
+
 /// One attempt as sent.
 struct Sent {
     admission: Admission,
@@ -285,7 +288,7 @@ impl Engine {
             let host = &**slot.get_or_insert_with(|| self.host(&call.host));
             let sent = match self.attempt(call, state, &mut hop, host) {
                 Ok(sent) => sent,
-                Err(outcome) => return outcome,
+                Err(ended) => return *ended,
             };
             if self.replay_if_stale(call, state, &mut hop, &sent) {
                 continue;
@@ -321,13 +324,13 @@ impl Engine {
         state: &mut CallState,
         hop: &mut HopState,
         host: &HostLocal,
-    ) -> Result<Sent, Outcome> {
+    ) -> Result<Sent, Ended> {
         let mut started = state.attempt_start();
         let replay = hop.carried.is_some();
         if !replay {
             started = self
                 .pace(call, state, host)
-                .map_err(Err)?
+                .map_err(|e| Box::new(Err(e)))?
                 .unwrap_or(started);
         }
         let remaining = state.deadline.saturating_duration_since(started);
@@ -394,7 +397,7 @@ impl Engine {
         host: &HostLocal,
         started: Instant,
         remaining: Duration,
-    ) -> Result<Admission, Outcome> {
+    ) -> Result<Admission, Ended> {
         if remaining.is_zero() {
             // A replay that runs out of time still holds its attempt's admission: a half-open
             // breaker's probe must end with a verdict, or no other probe is let through until
@@ -402,14 +405,16 @@ impl Engine {
             if let Some(carried) = hop.carried.take() {
                 host.policy.breaker.record_at(carried, false, started);
             }
-            return Err(Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline))));
+            return Err(Box::new(Err(Error::new(ErrorKind::Timeout(
+                TimeoutPhase::Deadline,
+            )))));
         }
         let admission = match hop.carried.take() {
             Some(carried) => carried,
             None => self.admit(call, host, started),
         };
         if let Admission::Rejected { retry_in } = admission {
-            return Err(match hop.pending.take() {
+            return Err(Box::new(match hop.pending.take() {
                 Some(outcome) => {
                     state.refused += 1;
                     log::debug!(
@@ -419,7 +424,7 @@ impl Engine {
                     outcome
                 }
                 None => Err(Error::new(ErrorKind::CircuitOpen { retry_in })),
-            });
+            }));
         }
         // Admitted: the outcome the retry was planned after is no longer the call's, and its
         // connection goes back to the pool before the retry picks one.
