@@ -488,3 +488,51 @@ fn no_redirects_returns_the_3xx_and_redirects_n_overrides_the_pools_limit() {
         assert_eq!(followed.redirect_history().len(), 2);
     });
 }
+
+#[test]
+fn a_body_read_to_its_end_hands_its_connection_back_to_the_calls_deadline() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/body", bulk(1000, None))
+            .route(
+                "/events",
+                Behaviour::RawKeepAlive(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                      content-length: 13\r\n\r\ndata: hello\n\n"
+                        .to_vec(),
+                ),
+            )
+            .route(
+                "/late",
+                Behaviour::Delay {
+                    reply: Reply::text(200, "late"),
+                    delay: Duration::from_millis(600),
+                },
+            )
+            .start();
+        let pool = pool(config(Duration::from_secs(5)).retry(RetryPolicy::none()));
+        let client = pool.checkout().unwrap();
+        let response = client
+            .get(&server.url("/body"))
+            .body_idle_timeout(Duration::from_millis(200))
+            .send()
+            .unwrap();
+        let mut reader = response.into_reader();
+        assert_eq!(read_bulk(&mut reader).unwrap(), 1000);
+        // The reader is still alive; the next call reuses its connection and waits 600 ms
+        // for its head, well past the finished body's idle timeout, within its own deadline.
+        let late = client.get(&server.url("/late")).send().unwrap();
+        assert!(late.connection_reused());
+        assert_eq!(late.text().unwrap(), "late");
+        drop(reader);
+        // The same for an event stream that ended, under the idle timeout it shares.
+        let response = client.get(&server.url("/events")).send().unwrap();
+        let mut events = response.events().idle_timeout(Duration::from_millis(200));
+        assert_eq!(events.next().unwrap().unwrap().data, "hello");
+        assert!(events.next().is_none());
+        let late = client.get(&server.url("/late")).send().unwrap();
+        assert!(late.connection_reused());
+        assert_eq!(late.text().unwrap(), "late");
+        drop(events);
+    });
+}
