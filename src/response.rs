@@ -25,8 +25,11 @@ use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
 /// [`bytes`](Response::bytes), [`json`](Response::json) or
-/// [`into_reader`](Response::into_reader), within the pool's body limit and the call's
-/// deadline. Read the body to its end for the connection to be reused.
+/// [`into_reader`](Response::into_reader), within the body limit (the pool's, or the
+/// request's own: [`RequestBuilder::body_limit`](crate::RequestBuilder::body_limit)) and the
+/// call's deadline (or the request's
+/// [`body_idle_timeout`](crate::RequestBuilder::body_idle_timeout)). Read the body to its end
+/// for the connection to be reused.
 ///
 /// # Examples
 ///

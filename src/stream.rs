@@ -113,7 +113,8 @@ impl Events {
     /// How long the stream may go without an event (from the response head to the first
     /// one, and between two): past it the iterator yields a
     /// [`TimeoutPhase::Idle`](crate::error::TimeoutPhase::Idle) timeout and ends. Defaults to
-    /// 60 s.
+    /// the request's [`body_idle_timeout`](crate::RequestBuilder::body_idle_timeout) when it
+    /// set one, else 60 s.
     ///
     /// # Examples
     ///
