@@ -35,7 +35,7 @@ use crate::events::{
 use crate::metrics::otel::{self, DurationShard};
 use crate::metrics::CallRecord;
 use crate::pacing;
-use crate::redirect::{self, Hop};
+use crate::redirect::{self, Hop, RedirectHop};
 use crate::request_id::new_request_id;
 use crate::response::{server_request_id, ConnectionFacts, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
@@ -43,6 +43,7 @@ use crate::shared::{HostLocal, LocalHosts, Shared};
 use crate::telemetry::spans::{self, Target};
 use crate::telemetry::{AttemptTimings, PropagationContext, TraceIds};
 use crate::transport::{self, Connections};
+use crate::url::redact_uri;
 
 type HttpResponse = http::Response<ureq::Body>;
 
@@ -90,6 +91,8 @@ struct CallState {
     timings: AttemptTimings,
     /// The call's W3C ids, when a propagator is set.
     trace: Option<TraceIds>,
+    /// The redirects followed so far, redacted.
+    history: Vec<RedirectHop>,
 }
 
 /// What the attempts at one URL (one hop of a redirect chain) have done so far.
@@ -154,6 +157,7 @@ impl CallState {
             sends: 0,
             timings: AttemptTimings::default(),
             trace: None,
+            history: Vec::new(),
         }
     }
 
@@ -297,6 +301,10 @@ impl Engine {
             match self.classify(call, state, policy, sent.result)? {
                 Step::Done(response) => return Ok(response),
                 Step::Redirect(response, next) => {
+                    state.history.push(RedirectHop {
+                        status: response.status(),
+                        url: redact_uri(&call.uri, &call.sensitive_query),
+                    });
                     drain(response);
                     // The next hop may be another host.
                     *slot = None;
@@ -676,7 +684,8 @@ impl Engine {
         followed: u32,
     ) -> Result<Option<Hop>, Error> {
         let config = &self.shared.config;
-        if config.max_redirects == 0 || !response.status().is_redirection() {
+        let max_redirects = call.max_redirects.unwrap_or(config.max_redirects);
+        if max_redirects == 0 || !response.status().is_redirection() {
             return Ok(None);
         }
         let locations: Vec<&str> = response
@@ -692,7 +701,7 @@ impl Engine {
             &call.method,
             config.allow_https_downgrade,
         )?;
-        if hop.is_some() && followed >= config.max_redirects {
+        if hop.is_some() && followed >= max_redirects {
             return Err(Error::new(ErrorKind::TooManyRedirects(followed)));
         }
         Ok(hop)
@@ -800,7 +809,8 @@ impl Engine {
                     attempts: state.attempts,
                     redirects: state.redirects,
                     counters: host.counters.clone(),
-                    limit: self.shared.config.body_limit,
+                    body: call.download.rules(self.shared.config.body_limit),
+                    history: state.history.clone(),
                     stream: StreamParts {
                         conns: (!self.ureq_timeouts).then(|| self.conns.clone()),
                         serial: self.conns.last_sender(),

@@ -157,8 +157,9 @@ pub enum TimeoutPhase {
     Response,
     /// Reading the response body.
     Body,
-    /// Waiting for the next server-sent event longer than the stream's idle timeout
-    /// ([`Events::idle_timeout`](crate::Events::idle_timeout)).
+    /// No progress within an idle timeout: no server-sent event within the stream's
+    /// ([`Events::idle_timeout`](crate::Events::idle_timeout)), or no body byte within the
+    /// request's ([`RequestBuilder::body_idle_timeout`](crate::RequestBuilder::body_idle_timeout)).
     Idle,
 }
 
@@ -478,7 +479,7 @@ impl fmt::Display for TimeoutPhase {
             TimeoutPhase::Send => "sending request",
             TimeoutPhase::Response => "awaiting response",
             TimeoutPhase::Body => "reading body",
-            TimeoutPhase::Idle => "no event within the stream's idle timeout",
+            TimeoutPhase::Idle => "no progress within the idle timeout",
         })
     }
 }

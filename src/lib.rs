@@ -13,6 +13,7 @@ pub mod breaker;
 mod call;
 mod client;
 mod config;
+mod download;
 mod engine;
 pub mod error;
 pub mod events;
@@ -47,6 +48,7 @@ pub use metrics::{HostStats, Stats};
 pub use pacing::Pacing;
 pub use pool::{Checkout, ClientPool, ScopedClient};
 pub use reconnect::EventSource;
+pub use redirect::RedirectHop;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use redirect::{fuzz_resolve, fuzz_same_origin};

@@ -10,6 +10,7 @@ use ureq::http::header::{Entry, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::call::{Body, Call};
+use crate::download::BodySettings;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::response::Response;
@@ -52,6 +53,8 @@ pub struct RequestBuilder<'c> {
     body: Body,
     timeout: Option<Duration>,
     policy: Option<RetryPolicy>,
+    download: BodySettings,
+    max_redirects: Option<u32>,
     error: Option<Error>,
 }
 
@@ -98,6 +101,8 @@ impl<'c> RequestBuilder<'c> {
             body: Body::None,
             timeout: None,
             policy: None,
+            download: BodySettings::default(),
+            max_redirects: None,
             error,
         }
     }
@@ -501,6 +506,140 @@ impl<'c> RequestBuilder<'c> {
         self
     }
 
+    /// Sets this response's body limit, in place of the pool's
+    /// ([`PoolConfigBuilder::body_limit`](crate::PoolConfigBuilder::body_limit)), tighter or
+    /// looser: [`bytes`](Response::bytes), [`text`](Response::text), `json`,
+    /// [`into_reader`](Response::into_reader) and each line of [`events`](Response::events)
+    /// fail with [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge) past it (at
+    /// once when the `Content-Length` declares more). Replaces a
+    /// [`no_body_limit`](Self::no_body_limit) set before. Defaults to the pool's limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // A 64 MiB model card, on a pool that keeps 10 MiB for everything else.
+    /// let card = client
+    ///     .get("http://127.0.0.1:8080/models/7/card")
+    ///     .body_limit(64 * 1024 * 1024)
+    ///     .send()?
+    ///     .bytes()?;
+    /// # let _ = card;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn body_limit(mut self, bytes: u64) -> Self {
+        self.download.limit = Some(bytes);
+        self.download.unlimited_reader = false;
+        self
+    }
+
+    /// Lifts the body limit for [`Response::into_reader`] only, for a download of any size
+    /// streamed to a file. Everything that holds the body in memory keeps a limit:
+    /// [`bytes`](Response::bytes), [`text`](Response::text), `json` and the lines of
+    /// [`events`](Response::events) still stop at the pool's limit (or the one given to
+    /// [`body_limit`](Self::body_limit) before). The call's deadline still bounds the body
+    /// unless [`body_idle_timeout`](Self::body_idle_timeout) replaces it. Defaults to off:
+    /// every body has a limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/images/disk.img")
+    ///     .no_body_limit()
+    ///     .body_idle_timeout(Duration::from_secs(30))
+    ///     .send()?
+    ///     .error_for_status()?;
+    /// let mut file = std::fs::File::create("disk.img")?;
+    /// std::io::copy(&mut response.into_reader(), &mut file)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn no_body_limit(mut self) -> Self {
+        self.download.unlimited_reader = true;
+        self
+    }
+
+    /// Bounds the response body by stalls instead of by the call's deadline: the deadline
+    /// covers the call up to the response head, and from then on each read of the body
+    /// ([`into_reader`](Response::into_reader), [`bytes`](Response::bytes), `text`, `json`)
+    /// fails with [`TimeoutPhase::Idle`](crate::error::TimeoutPhase::Idle) once no byte has
+    /// come for `idle`, however long the body has been running. A body that keeps coming is
+    /// bounded only by its limit (see [`no_body_limit`](Self::no_body_limit)); a
+    /// [`timeout`](Self::timeout) set on the request itself still bounds the whole body, as
+    /// it does an event stream's. Through a proxy, the pool's deadline bounds the body too.
+    /// Defaults to none: the call's deadline bounds the body.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // 30 s (the pool's deadline) to the head; then as long as bytes keep coming.
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/export.csv")
+    ///     .body_limit(2 * 1024 * 1024 * 1024)
+    ///     .body_idle_timeout(Duration::from_secs(10))
+    ///     .send()?;
+    /// std::io::copy(&mut response.into_reader(), &mut std::io::sink())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn body_idle_timeout(mut self, idle: Duration) -> Self {
+        self.download.idle = Some(idle);
+        self
+    }
+
+    /// Follows at most `max` redirects for this call, in place of the pool's
+    /// ([`PoolConfigBuilder::max_redirects`](crate::PoolConfigBuilder::max_redirects)): one
+    /// more is [`ErrorKind::TooManyRedirects`](crate::ErrorKind::TooManyRedirects); 0 returns
+    /// the first redirect as the response. Defaults to the pool's limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client.get("http://127.0.0.1:8080/short/abc").redirects(2).send()?;
+    /// println!("{} hops to {}", response.redirect_history().len(), response.url());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn redirects(mut self, max: u32) -> Self {
+        self.max_redirects = Some(max);
+        self
+    }
+
+    /// Follows no redirect for this call: a 3xx is the response, its `Location` for the
+    /// caller to read. The same as [`redirects(0)`](Self::redirects).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::header::LOCATION, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client.get("http://127.0.0.1:8080/login").no_redirects().send()?;
+    /// if response.status().is_redirection() {
+    ///     println!("to {:?}", response.header(LOCATION));
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn no_redirects(self) -> Self {
+        self.redirects(0)
+    }
+
     /// Validates the request as `send` would, without sending it. For fuzzing only.
     #[cfg(feature = "fuzzing")]
     #[doc(hidden)]
@@ -575,6 +714,8 @@ impl<'c> RequestBuilder<'c> {
             timeout: self.timeout.unwrap_or(deadline),
             custom_timeout: self.timeout.is_some(),
             policy: self.policy,
+            download: self.download,
+            max_redirects: self.max_redirects,
         })
     }
 
