@@ -137,7 +137,12 @@ pub(crate) fn agent(
         direct,
         proxy_uri,
     );
-    let resolver = CachingResolver::new(c.dns_ttl, c.dns_negative_ttl, conns.clone());
+    let resolver = CachingResolver::new(
+        c.dns_ttl,
+        c.dns_negative_ttl,
+        conns.clone(),
+        c.names.clone(),
+    );
     ClientAgent {
         agent: Agent::with_parts(config, connector, resolver),
         ureq_timeouts,
