@@ -148,6 +148,63 @@ fn a_refusing_first_address_falls_back_to_the_next_within_the_connect_timeout() 
     });
 }
 
+/// A listener on `addr` whose accept queue is full: the kernel drops further SYNs, so a
+/// connect to it hangs until its timeout, like a black-holed route. The returned socket
+/// holds the one queued connection.
+fn silent_listener(addr: SocketAddr) -> (socket2::Socket, std::net::TcpStream) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener.bind(&addr.into()).unwrap();
+    listener.listen(0).unwrap();
+    let queued = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+    (listener, queued)
+}
+
+#[test]
+fn a_silent_first_address_gets_only_its_share_of_the_connect_timeout() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(Behaviour::Respond(Reply::text(200, "second")))
+            .start();
+        let port = server.addr().port();
+        let silent = SocketAddr::from(([127, 0, 0, 2], port));
+        let (_listener, _queued) = silent_listener(silent);
+        // The silent address alone times out: the check that it does drop the SYN.
+        let only = support::pool(
+            support::config(Duration::from_secs(5))
+                .connect_timeout(Duration::from_millis(300))
+                .retry(http_sentinel::RetryPolicy::none())
+                .resolve("silent.test", port, [silent.ip()]),
+        );
+        let err = only
+            .checkout()
+            .unwrap()
+            .get(&format!("http://silent.test:{port}/"))
+            .send()
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Timeout(http_sentinel::error::TimeoutPhase::Connect),
+            "{err:?}"
+        );
+        // First of two: it gets half of the connect timeout, and the second address the rest.
+        let pool = support::pool(
+            support::config(Duration::from_secs(5))
+                .connect_timeout(Duration::from_secs(2))
+                .retry(http_sentinel::RetryPolicy::none())
+                .resolve("silent.test", port, [silent.ip(), ip("127.0.0.1")]),
+        );
+        let r = pool
+            .checkout()
+            .unwrap()
+            .get(&format!("http://silent.test:{port}/"))
+            .send()
+            .unwrap();
+        assert_eq!(r.remote_addr(), Some(server.addr()));
+        assert_eq!(r.text().unwrap(), "second");
+    });
+}
+
 #[test]
 fn through_a_proxy_the_proxy_name_is_overridden_and_the_target_name_is_passed_on() {
     scenario(|| {
