@@ -13,6 +13,7 @@ pub mod breaker;
 mod call;
 mod client;
 mod config;
+mod decode;
 mod dns;
 mod engine;
 pub mod error;

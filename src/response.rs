@@ -12,6 +12,7 @@ use ureq::http::header::AsHeaderName;
 use ureq::http::{self, HeaderMap, StatusCode, Uri, Version};
 
 use crate::call::Call;
+use crate::decode::Decoded;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{BodyEvent, EventHandler};
 use crate::metrics::HostCounters;
@@ -446,13 +447,13 @@ impl Response {
             return Err(e);
         }
         let limit = self.limit;
-        let hint = self.body.content_length();
+        // The declared length of a coded body is its coded length: no hint of the decoded one.
+        let hint = (!self.headers.contains_key(http::header::CONTENT_ENCODING))
+            .then(|| self.body.content_length())
+            .flatten();
         let started = self.events.is_some().then(Instant::now);
-        let r = read_within(
-            &mut self.body.with_config().limit(limit).reader(),
-            limit,
-            hint,
-        );
+        let reader = self.body.with_config().limit(limit).reader();
+        let r = read_within(&mut Decoded::new(reader, &self.headers, limit), limit, hint);
         if let (Some(h), Some(started)) = (&self.events, started) {
             h.on_body(&BodyEvent {
                 host: self.host.clone(),
@@ -557,7 +558,11 @@ impl Response {
     pub fn into_reader(self) -> impl Read + Send + 'static {
         BodyReader {
             refused: self.declared_too_large(),
-            inner: self.body.into_with_config().limit(self.limit).reader(),
+            inner: Decoded::new(
+                self.body.into_with_config().limit(self.limit).reader(),
+                &self.headers,
+                self.limit,
+            ),
             host: self.host,
             counters: self.counters,
         }
@@ -609,7 +614,7 @@ fn read_within(reader: &mut impl Read, limit: u64, hint: Option<u64>) -> std::io
 struct BodyReader {
     /// Returned by the first read: the declared length is over the limit.
     refused: Option<Error>,
-    inner: ureq::BodyReader<'static>,
+    inner: Decoded<ureq::BodyReader<'static>>,
     host: String,
     counters: Arc<CachePadded<HostCounters>>,
 }
