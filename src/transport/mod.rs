@@ -10,7 +10,8 @@
 //!   too) and refuses one this build cannot use; `no_proxy` matches `NO_PROXY`, CIDR blocks
 //!   included.
 //! - [`CachingResolver`] caches lookups: ureq resolves before every request, and spawns a thread
-//!   per lookup when a timeout is set.
+//!   per lookup when a timeout is set. It answers the pool's `resolve` overrides first and asks
+//!   the pool's custom resolver, if any, instead of the system's (`dns.rs`).
 //!
 //! - [`SwapConnector`] wraps every connection, whatever carries it, in the head filter that
 //!   keeps secrets out of ureq (and so out of its trace wire dumps).
