@@ -132,9 +132,8 @@ mod zstd {
                         // not as ruzstd wrapped it; anything else is the frame's fault.
                         Err(e) => {
                             let network = frame.get_mut().failed.take();
-                            return Err(network.unwrap_or_else(|| {
-                                ureq::Error::Decompress("zstd", e).into_io()
-                            }));
+                            return Err(network
+                                .unwrap_or_else(|| ureq::Error::Decompress("zstd", e).into_io()));
                         }
                     },
                 }
@@ -266,7 +265,10 @@ mod zstd {
             let mut r = ZstdReader::new(&b"garbage!"[..], 10);
             let mut buf = [0u8; 8];
             assert!(r.read(&mut buf).is_err());
-            assert!(r.read(&mut buf).is_err(), "a failed decoder does not resume");
+            assert!(
+                r.read(&mut buf).is_err(),
+                "a failed decoder does not resume"
+            );
         }
     }
 }

@@ -128,9 +128,8 @@ pub(crate) fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
     let Some(first) = addrs.first() else {
         return Vec::new();
     };
-    let (mut same, mut other): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
-        .iter()
-        .partition(|a| a.is_ipv6() == first.is_ipv6());
+    let (mut same, mut other): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        addrs.iter().partition(|a| a.is_ipv6() == first.is_ipv6());
     same.reverse();
     other.reverse();
     let mut out = Vec::with_capacity(addrs.len());

@@ -1085,7 +1085,19 @@ fn resolve_sends_an_http_url_to_the_given_address_with_its_host() {
         // The first of several addresses refuses (nothing listens on 127.0.0.2): the next
         // answers, and %{remote_ip} names it.
         let two = format!("example.test:{port}:127.0.0.2,127.0.0.1");
-        let (ours, _) = like_curl(&["-s", "-o", "/dev/null", "-w", "%{remote_ip}", "--resolve", &two, &url], 0);
+        let (ours, _) = like_curl(
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{remote_ip}",
+                "--resolve",
+                &two,
+                &url,
+            ],
+            0,
+        );
         assert_eq!(ours.stdout, "127.0.0.1");
     });
 }

@@ -24,7 +24,11 @@ fn server(coding: &str, body: Vec<u8>) -> TestServer {
     TestServer::builder()
         .route(
             "/coded",
-            Behaviour::Respond(Reply::new(200).header("content-encoding", coding).body(body)),
+            Behaviour::Respond(
+                Reply::new(200)
+                    .header("content-encoding", coding)
+                    .body(body),
+            ),
         )
         .route("/ok", Behaviour::Respond(Reply::text(200, "ok")))
         .start()
@@ -51,7 +55,12 @@ fn bomb_is_stopped_at_the_body_limit(coding: &str, bomb: Vec<u8>, decoded: usize
 
     let roomy = pool(config().body_limit(16 * 1024 * 1024));
     let client = roomy.checkout().unwrap();
-    let body = client.get(&server.url("/coded")).send().unwrap().bytes().unwrap();
+    let body = client
+        .get(&server.url("/coded"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
     assert_eq!(body.len(), decoded, "{coding}");
     assert!(body.iter().all(|&b| b == 0));
     drop((client, roomy));
@@ -65,10 +74,22 @@ fn bomb_is_stopped_at_the_body_limit(coding: &str, bomb: Vec<u8>, decoded: usize
         .unwrap()
         .bytes()
         .unwrap_err();
-    assert_eq!(err.kind(), &ErrorKind::BodyTooLarge(limit), "{coding}: {err:?}");
-    let mut reader = client.get(&server.url("/coded")).send().unwrap().into_reader();
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::BodyTooLarge(limit),
+        "{coding}: {err:?}"
+    );
+    let mut reader = client
+        .get(&server.url("/coded"))
+        .send()
+        .unwrap()
+        .into_reader();
     let err = std::io::copy(&mut reader, &mut std::io::sink()).unwrap_err();
-    assert_eq!(inner_kind(err), Some(ErrorKind::BodyTooLarge(limit)), "{coding}");
+    assert_eq!(
+        inner_kind(err),
+        Some(ErrorKind::BodyTooLarge(limit)),
+        "{coding}"
+    );
     drop(reader);
     assert_next_request_succeeds(&client, &server);
 }
@@ -79,7 +100,15 @@ fn accept_encoding_offers_the_codings_this_build_decodes() {
         let server = server("identity", b"plain".to_vec());
         let pool = pool(config());
         let client = pool.checkout().unwrap();
-        assert_eq!(client.get(&server.url("/coded")).send().unwrap().text().unwrap(), "plain");
+        assert_eq!(
+            client
+                .get(&server.url("/coded"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+            "plain"
+        );
         let offered = server.requests()[0]
             .header("accept-encoding")
             .map(str::to_owned)
@@ -101,7 +130,10 @@ fn accept_encoding_offers_the_codings_this_build_decodes() {
             .unwrap()
             .bytes()
             .unwrap();
-        assert_eq!(server.requests()[1].header("accept-encoding"), Some("identity"));
+        assert_eq!(
+            server.requests()[1].header("accept-encoding"),
+            Some("identity")
+        );
     });
 }
 

@@ -28,9 +28,11 @@ fn an_override_sends_a_named_url_to_its_address_with_the_names_host_header() {
             .route("/pinned", Behaviour::Respond(Reply::text(200, "pinned")))
             .start();
         let port = server.addr().port();
-        let pool = support::pool(
-            support::config(Duration::from_secs(5)).resolve("Example.test", port, [ip("127.0.0.1")]),
-        );
+        let pool = support::pool(support::config(Duration::from_secs(5)).resolve(
+            "Example.test",
+            port,
+            [ip("127.0.0.1")],
+        ));
         let client = pool.checkout().unwrap();
         let url = format!("http://example.test:{port}/pinned");
         for _ in 0..2 {
@@ -41,7 +43,10 @@ fn an_override_sends_a_named_url_to_its_address_with_the_names_host_header() {
         let seen = server.requests();
         assert_eq!(seen.len(), 2);
         let host = format!("example.test:{port}");
-        assert!(seen.iter().all(|r| r.header("host") == Some(host.as_str())), "{seen:?}");
+        assert!(
+            seen.iter().all(|r| r.header("host") == Some(host.as_str())),
+            "{seen:?}"
+        );
         // The override is for that port only: another port of the name is resolved (and the
         // reserved `.test` name is not found).
         let err = client
@@ -95,10 +100,7 @@ fn a_custom_resolver_is_asked_once_per_name_and_its_failures_are_dns_errors() {
         client.get(&literal).send().unwrap().bytes().unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         for name in ["empty.svc.test", "elsewhere.test"] {
-            let err = client
-                .get(&format!("http://{name}/"))
-                .send()
-                .unwrap_err();
+            let err = client.get(&format!("http://{name}/")).send().unwrap_err();
             assert_eq!(err.kind(), &ErrorKind::Dns, "{name}: {err:?}");
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -116,7 +118,11 @@ fn a_refusing_first_address_falls_back_to_the_next_within_the_connect_timeout() 
         let config = support::config(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .retry(http_sentinel::RetryPolicy::none())
-            .resolve("dual.test", port, [ip("::1"), ip("127.0.0.2"), ip("127.0.0.1")]);
+            .resolve(
+                "dual.test",
+                port,
+                [ip("::1"), ip("127.0.0.2"), ip("127.0.0.1")],
+            );
         let pool = support::pool(config);
         let client = pool.checkout().unwrap();
         let r = client
