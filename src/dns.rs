@@ -22,9 +22,10 @@ use std::sync::Arc;
 /// (see [`PoolConfigBuilder::resolver`](crate::PoolConfigBuilder::resolver)).
 ///
 /// It is called on a helper thread, only when a client's cache has no answer for the host; the
-/// call waits for it at most until its connect timeout and deadline, and a resolver that takes
-/// longer fails that call with a resolve timeout (its answer is dropped). Addresses are tried
-/// in the order given, alternating IPv6 and IPv4 from the first one's family.
+/// call waits for it at most until the call's deadline, and a resolver that takes longer fails
+/// that call with a resolve timeout (its answer is dropped, and the failure cached for the
+/// negative TTL). Addresses are tried in the order given, alternating IPv6 and IPv4 from the
+/// first one's family.
 ///
 /// # Examples
 ///
