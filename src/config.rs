@@ -6,6 +6,7 @@ use ureq::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
+use crate::dns::{Names, Resolver};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
 use crate::identity::Identity;
@@ -53,6 +54,8 @@ pub struct PoolConfig {
     pub(crate) allow_https_downgrade: bool,
     pub(crate) dns_ttl: Duration,
     pub(crate) dns_negative_ttl: Duration,
+    /// Pinned addresses and the custom resolver.
+    pub(crate) names: Names,
     pub(crate) retry: RetryPolicy,
     pub(crate) breaker: BreakerConfig,
     pub(crate) breaker_failure: FailurePredicate,
@@ -149,6 +152,7 @@ impl Default for PoolConfig {
             allow_https_downgrade: false,
             dns_ttl: Duration::from_secs(60),
             dns_negative_ttl: Duration::from_secs(5),
+            names: Names::default(),
             retry: RetryPolicy::new(),
             breaker: BreakerConfig::new(),
             breaker_failure: default_breaker_failure,
@@ -1123,6 +1127,51 @@ impl PoolConfigBuilder {
     pub fn dns_ttl(mut self, positive: Duration, negative: Duration) -> Self {
         self.0.dns_ttl = positive;
         self.0.dns_negative_ttl = negative;
+        self
+    }
+
+    /// Sends connections for `host:port` to `addrs` instead of resolving `host` (curl's
+    /// `--resolve host:port:addr`); the URL, the `Host` header and the name TLS verifies stay
+    /// `host`'s. Addresses are tried in turn, alternating families. A second call for the same
+    /// host and port replaces the first. Defaults to none.
+    ///
+    /// Through a proxy an override applies as in curl: to the proxy's own host name, and to the
+    /// target's only where the client connects to the target itself (see [`Resolver`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let canary: IpAddr = "127.0.0.1".parse()?;
+    /// let config = PoolConfig::builder()
+    ///     .resolve("api.example.test", 443, [canary])
+    ///     .build();
+    /// let pool = ClientPool::new(config)?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolve(
+        mut self,
+        host: &str,
+        port: u16,
+        addrs: impl IntoIterator<Item = std::net::IpAddr>,
+    ) -> Self {
+        self.0.names.pin(host, port, addrs.into_iter().collect());
+        self
+    }
+
+    /// Resolves host names with `resolver` instead of the system resolver; its answers are
+    /// cached for [`dns_ttl`](PoolConfigBuilder::dns_ttl). Overrides set with
+    /// [`resolve`](PoolConfigBuilder::resolve) still come first, and IP literals are never
+    /// resolved. Defaults to the system resolver.
+    ///
+    /// # Examples
+    ///
+    /// See [`Resolver`].
+    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+        self.0.names.set_custom(Arc::new(resolver));
         self
     }
 

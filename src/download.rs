@@ -149,7 +149,7 @@ pub(crate) fn into_error(e: std::io::Error) -> Error {
 pub(crate) struct BodyReader<'a> {
     /// Returned by the first read: the declared length is over the limit.
     pub(crate) refused: Option<Error>,
-    pub(crate) inner: ureq::BodyReader<'a>,
+    pub(crate) inner: crate::decode::Decoded<ureq::BodyReader<'a>>,
     pub(crate) host: Cow<'a, str>,
     /// Where the bytes read are counted, when the reader counts them itself.
     pub(crate) counters: Option<Arc<CachePadded<HostCounters>>>,

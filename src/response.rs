@@ -13,6 +13,7 @@ use ureq::http::header::AsHeaderName;
 use ureq::http::{self, HeaderMap, StatusCode, Uri, Version};
 
 use crate::call::Call;
+use crate::decode::Decoded;
 use crate::download::{into_error, BodyReader, BodyRules, IdleDeadline};
 use crate::error::{Error, ErrorKind};
 use crate::events::{BodyEvent, EventHandler};
@@ -512,12 +513,19 @@ impl Response {
             return Err(e);
         }
         let limit = self.rules.limit;
-        let hint = self.body.content_length();
+        // The declared length of a coded body is its coded length: no hint of the decoded one.
+        let hint = (!self.headers.contains_key(http::header::CONTENT_ENCODING))
+            .then(|| self.body.content_length())
+            .flatten();
         let started = self.events.is_some().then(Instant::now);
         let mut reader = BodyReader {
             refused: None,
             idle: self.body_idle(),
-            inner: self.body.with_config().limit(limit).reader(),
+            inner: Decoded::new(
+                self.body.with_config().limit(limit).reader(),
+                &self.headers,
+                limit,
+            ),
             host: Cow::Borrowed(&self.host),
             counters: None,
         };
@@ -632,11 +640,14 @@ impl Response {
         BodyReader {
             refused: self.declared_too_large(limit),
             idle: self.body_idle(),
-            inner: self
-                .body
-                .into_with_config()
-                .limit(limit.unwrap_or(u64::MAX))
-                .reader(),
+            inner: Decoded::new(
+                self.body
+                    .into_with_config()
+                    .limit(limit.unwrap_or(u64::MAX))
+                    .reader(),
+                &self.headers,
+                limit.unwrap_or(u64::MAX),
+            ),
             host: Cow::Owned(self.host),
             counters: Some(self.counters),
         }

@@ -10,8 +10,6 @@ pub(crate) const OTHER: u8 = 1;
 /// curl's CURLE_FAILED_INIT; sentinel uses it for bad usage, as its `--help` always said.
 pub(crate) const USAGE: u8 = 2;
 pub(crate) const BAD_URL: u8 = 3;
-/// CURLE_NOT_BUILT_IN: an option sentinel cannot honour for this URL.
-pub(crate) const NOT_BUILT_IN: u8 = 4;
 pub(crate) const PROXY: u8 = 5;
 pub(crate) const RESOLVE: u8 = 6;
 pub(crate) const CONNECT: u8 = 7;
