@@ -48,6 +48,7 @@ pub(crate) use off::ClientJar;
 #[cfg(feature = "cookies")]
 mod jar {
     use std::fmt;
+    #[cfg(feature = "json")]
     use std::io::{self, BufRead, Write};
     use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -180,7 +181,8 @@ mod jar {
         }
 
         /// Reads a shared jar from JSON written by [`save_json`](Self::save_json)
-        /// (`cookie_store::serde::json`'s format; expired cookies are skipped).
+        /// (`cookie_store::serde::json`'s format; expired cookies are skipped). Needs the
+        /// `json` feature too.
         ///
         /// # Errors
         ///
@@ -199,6 +201,7 @@ mod jar {
         /// assert_eq!(again.lock().iter_unexpired().count(), 0);
         /// # Ok::<(), std::io::Error>(())
         /// ```
+        #[cfg(feature = "json")]
         pub fn load_json(reader: impl BufRead) -> io::Result<CookieJar> {
             cookie_store::serde::json::load(reader)
                 .map(CookieJar::from_store)
@@ -206,18 +209,21 @@ mod jar {
         }
 
         /// Writes the jar's unexpired persistent cookies (those with `Max-Age` or `Expires`)
-        /// as JSON; session cookies are not saved, as browsers do not keep them.
+        /// as JSON; session cookies are not saved, as browsers do not keep them. Needs the
+        /// `json` feature too.
         ///
         /// # Errors
         ///
         /// An I/O error when `writer` fails.
+        #[cfg(feature = "json")]
         pub fn save_json(&self, writer: &mut impl Write) -> io::Result<()> {
-            cookie_store::serde::json::save(&self.lock(), writer)
-                .map_err(|e| match e.downcast::<io::Error>() {
+            cookie_store::serde::json::save(&self.lock(), writer).map_err(|e| {
+                match e.downcast::<io::Error>() {
                     Ok(io) => *io,
                     // Not an I/O error: a serialisation one, whose text could quote a cookie.
                     Err(_) => io::Error::other("cookie jar not saved"),
-                })
+                }
+            })
         }
     }
 
@@ -226,10 +232,15 @@ mod jar {
 
     impl ClientJar {
         pub(crate) fn for_client(config: &PoolConfig) -> ClientJar {
-            ClientJar(config.cookie_store.as_ref().map(|jar| match jar.per_client {
-                true => Arc::new(Mutex::new(jar.lock().clone())),
-                false => jar.store.clone(),
-            }))
+            ClientJar(
+                config
+                    .cookie_store
+                    .as_ref()
+                    .map(|jar| match jar.per_client {
+                        true => Arc::new(Mutex::new(jar.lock().clone())),
+                        false => jar.store.clone(),
+                    }),
+            )
         }
 
         /// This client's jar, as a handle users can look into.

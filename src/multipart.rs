@@ -243,7 +243,9 @@ impl Read for Exact {
         if self.left == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.reader.read(&mut buf[..max])?;
         if n == 0 {
             return Err(io::Error::new(
@@ -337,9 +339,7 @@ impl Part {
             ));
         }
         let mut part = Part::reader_with_length(file, meta.len());
-        part.file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
+        part.file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         part.mime = Some(guess_mime(path).to_owned());
         Ok(part)
     }
@@ -400,7 +400,10 @@ fn valid_mime(mime: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-*'".contains(&b))
     };
     let shape = matches!(essence.split_once('/'), Some((t, s)) if token(t) && token(s));
-    shape && mime.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    shape
+        && mime
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
 }
 
 /// The content type of a file by its extension: the common upload types, else
@@ -478,9 +481,9 @@ mod tests {
         );
         form.boundary = "B".into();
         let body = String::from_utf8(bytes_of(form)).unwrap();
-        assert!(body.contains(
-            "name=\"a%22b%0D%0Ac\"; filename=\"evil%22.txt%0D%0AX-Injected: 1\"\r\n"
-        ));
+        assert!(
+            body.contains("name=\"a%22b%0D%0Ac\"; filename=\"evil%22.txt%0D%0AX-Injected: 1\"\r\n")
+        );
         assert!(!body.contains("\r\nX-Injected"));
     }
 
@@ -511,7 +514,15 @@ mod tests {
     fn mime_types_are_checked_and_guessed() {
         assert!(valid_mime("text/plain; charset=utf-8"));
         assert!(valid_mime("application/vnd.api+json"));
-        for bad in ["", "text", "/plain", "text/", "te xt/plain", "text/plain\n", "a/b\u{e9}"] {
+        for bad in [
+            "",
+            "text",
+            "/plain",
+            "text/",
+            "te xt/plain",
+            "text/plain\n",
+            "a/b\u{e9}",
+        ] {
             assert!(!valid_mime(bad), "{bad:?}");
         }
         assert_eq!(guess_mime(Path::new("a/B.PNG")), "image/png");

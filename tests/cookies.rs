@@ -82,7 +82,11 @@ fn a_cookie_set_by_a_redirect_hop_is_sent_on_the_next_hops_and_later_calls() {
             cookie_header(&last_to(&server, "/home")).as_deref(),
             Some("session=s3ss-login-7f; step=2")
         );
-        let _ = client.get(server.url("/me").as_str()).send().unwrap().text();
+        let _ = client
+            .get(server.url("/me").as_str())
+            .send()
+            .unwrap()
+            .text();
         assert_eq!(
             cookie_header(&last_to(&server, "/me")).as_deref(),
             Some("session=s3ss-login-7f; step=2")
@@ -155,7 +159,10 @@ fn a_cookie_is_never_sent_to_another_origin_on_a_redirect() {
         );
         // A later call to b, directly: b's own cookie, never a's.
         let _ = client.get(b.url("/hop").as_str()).send();
-        assert_eq!(cookie_header(&last_to(&b, "/hop")).as_deref(), Some("b_own=1"));
+        assert_eq!(
+            cookie_header(&last_to(&b, "/hop")).as_deref(),
+            Some("b_own=1")
+        );
     });
 }
 
@@ -213,6 +220,7 @@ fn a_shared_jar_serves_every_client_and_a_per_client_jar_only_its_own() {
     });
 }
 
+#[cfg(feature = "json")]
 #[test]
 fn a_saved_jar_resumes_its_persistent_cookies_in_another_pool() {
     scenario(|| {
@@ -229,7 +237,11 @@ fn a_saved_jar_resumes_its_persistent_cookies_in_another_pool() {
             .start();
         let jar = CookieJar::shared();
         let pool = support::pool(config(jar.clone()));
-        let _ = pool.checkout().unwrap().get(server.url("/set").as_str()).send();
+        let _ = pool
+            .checkout()
+            .unwrap()
+            .get(server.url("/set").as_str())
+            .send();
         let mut saved = Vec::new();
         jar.save_json(&mut saved).unwrap();
         let loaded = CookieJar::load_json(&saved[..]).unwrap();
@@ -240,7 +252,10 @@ fn a_saved_jar_resumes_its_persistent_cookies_in_another_pool() {
             .get(server.url("/me").as_str())
             .send()
             .unwrap();
-        assert_eq!(cookie_header(&last_to(&server, "/me")).as_deref(), Some("keep=1"));
+        assert_eq!(
+            cookie_header(&last_to(&server, "/me")).as_deref(),
+            Some("keep=1")
+        );
         let err = CookieJar::load_json(&b"not json"[..]).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
     });

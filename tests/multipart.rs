@@ -88,7 +88,11 @@ impl Drop for TempFile {
 }
 
 fn only(server: &TestServer, path: &str) -> LoggedRequest {
-    let mut all: Vec<_> = server.requests().into_iter().filter(|r| r.path == path).collect();
+    let mut all: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect();
     assert_eq!(all.len(), 1, "{path}: {} requests", all.len());
     all.remove(0)
 }
@@ -103,7 +107,9 @@ fn awkward_bytes() -> Vec<u8> {
 #[test]
 fn a_multipart_body_parses_back_exactly() {
     scenario(|| {
-        let server = TestServer::builder().route("/upload", Behaviour::Echo).start();
+        let server = TestServer::builder()
+            .route("/upload", Behaviour::Echo)
+            .start();
         let pool = support::pool(support::config(Duration::from_secs(5)));
         let client = pool.checkout().unwrap();
         let file_bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -197,7 +203,10 @@ fn a_bytes_form_is_retried_on_503_with_the_same_body() {
         let sent = server.requests();
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].body, sent[1].body);
-        assert_eq!(sent[0].header("content-type"), sent[1].header("content-type"));
+        assert_eq!(
+            sent[0].header("content-type"),
+            sent[1].header("content-type")
+        );
         assert_eq!(parse(&sent[1]).len(), 2);
     });
 }
@@ -222,7 +231,10 @@ fn a_streamed_file_form_is_not_retried_on_503() {
         let sent = only(&server, "/put");
         let parts = parse(&sent);
         assert_eq!(parts[1].body, b"file contents");
-        assert_eq!(parts[1].content_type.as_deref(), Some("application/octet-stream"));
+        assert_eq!(
+            parts[1].content_type.as_deref(),
+            Some("application/octet-stream")
+        );
     });
 }
 
@@ -248,9 +260,14 @@ fn a_streamed_form_is_not_re_sent_on_a_307_and_a_bad_part_type_is_refused() {
             .multipart(form)
             .send()
             .unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::RedirectRefused(_)), "{err:?}");
+        assert!(
+            matches!(err.kind(), ErrorKind::RedirectRefused(_)),
+            "{err:?}"
+        );
         assert_eq!(server.requests_to("/upload"), 0);
-        let err = Part::bytes("x").mime_str("text/plain\r\nX-Injected: 1").unwrap_err();
+        let err = Part::bytes("x")
+            .mime_str("text/plain\r\nX-Injected: 1")
+            .unwrap_err();
         assert!(err.is_invalid_request());
         let dir = std::env::temp_dir();
         assert_eq!(
