@@ -469,6 +469,14 @@ impl PoolConfig {
         self.max_redirects
     }
 
+    /// The cookie jar a new client of the pool uses (nothing without the `cookies` feature).
+    pub(crate) fn client_jar(&self) -> crate::cookies::ClientJar {
+        #[cfg(feature = "cookies")]
+        return crate::cookies::ClientJar::for_client(self.cookie_store.as_ref());
+        #[cfg(not(feature = "cookies"))]
+        crate::cookies::ClientJar
+    }
+
     /// The cookie jar set with [`PoolConfigBuilder::cookie_store`] (feature `cookies`);
     /// `None` by default.
     #[cfg(feature = "cookies")]

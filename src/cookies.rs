@@ -25,14 +25,9 @@ pub use jar::CookieJar;
 mod off {
     use ureq::http::{HeaderMap, Uri};
 
-    use crate::config::PoolConfig;
-
     pub(crate) struct ClientJar;
 
     impl ClientJar {
-        pub(crate) fn for_client(_: &PoolConfig) -> ClientJar {
-            ClientJar
-        }
 
         pub(crate) fn request_headers(&self, _: &Uri, _: &HeaderMap) -> Option<HeaderMap> {
             None
@@ -55,8 +50,6 @@ mod jar {
     use cookie_store::{CookieStore, RawCookie};
     use ureq::http::header::{COOKIE, SET_COOKIE};
     use ureq::http::{HeaderMap, HeaderValue, Uri};
-
-    use crate::config::PoolConfig;
 
     /// A cookie jar for a pool's clients, set with
     /// [`PoolConfigBuilder::cookie_store`](crate::PoolConfigBuilder::cookie_store) (feature
@@ -231,16 +224,12 @@ mod jar {
     pub(crate) struct ClientJar(Option<Arc<Mutex<CookieStore>>>);
 
     impl ClientJar {
-        pub(crate) fn for_client(config: &PoolConfig) -> ClientJar {
-            ClientJar(
-                config
-                    .cookie_store
-                    .as_ref()
-                    .map(|jar| match jar.per_client {
-                        true => Arc::new(Mutex::new(jar.lock().clone())),
-                        false => jar.store.clone(),
-                    }),
-            )
+        /// The jar a new client uses: none, the pool's shared one, or a copy of its own.
+        pub(crate) fn for_client(jar: Option<&CookieJar>) -> ClientJar {
+            ClientJar(jar.map(|jar| match jar.per_client {
+                true => Arc::new(Mutex::new(jar.lock().clone())),
+                false => jar.store.clone(),
+            }))
         }
 
         /// This client's jar, as a handle users can look into.
@@ -329,8 +318,7 @@ mod jar {
         }
 
         fn jar(config_jar: CookieJar) -> ClientJar {
-            let config = PoolConfig::builder().cookie_store(config_jar).build();
-            ClientJar::for_client(&config)
+            ClientJar::for_client(Some(&config_jar))
         }
 
         fn cookie_for(jar: &ClientJar, uri: &str) -> Option<String> {
@@ -380,7 +368,7 @@ mod jar {
             let mut own = HeaderMap::new();
             own.insert(COOKIE, HeaderValue::from_static("mine=1"));
             assert!(jar.request_headers(&uri, &own).is_none());
-            let none = ClientJar::for_client(&PoolConfig::default());
+            let none = ClientJar::for_client(None);
             none.store(&uri, &headers(&["s=1"]));
             assert!(none.request_headers(&uri, &HeaderMap::new()).is_none());
         }
@@ -391,12 +379,10 @@ mod jar {
             let uri: Uri = "http://h.test/".parse().unwrap();
             let url = web_url(&uri).unwrap();
             template.lock().parse("start=1", &url).unwrap();
-            let config = PoolConfig::builder()
-                .cookie_store(template.clone().into_per_client())
-                .build();
+            let per_client = template.clone().into_per_client();
             let (a, b) = (
-                ClientJar::for_client(&config),
-                ClientJar::for_client(&config),
+                ClientJar::for_client(Some(&per_client)),
+                ClientJar::for_client(Some(&per_client)),
             );
             a.store(&uri, &headers(&["only_a=1"]));
             assert_eq!(

@@ -187,7 +187,7 @@ impl Engine {
             route,
             hosts: LocalHosts::new(&shared),
             otel: otel.then(|| shared.metrics.otel.shard()),
-            cookies: ClientJar::for_client(&shared.config),
+            cookies: shared.config.client_jar(),
             shared,
             discard: Cell::new(false),
         }
