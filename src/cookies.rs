@@ -28,7 +28,6 @@ mod off {
     pub(crate) struct ClientJar;
 
     impl ClientJar {
-
         pub(crate) fn request_headers(&self, _: &Uri, _: &HeaderMap) -> Option<HeaderMap> {
             None
         }
