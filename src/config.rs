@@ -69,6 +69,8 @@ pub struct PoolConfig {
     pub(crate) default_headers: HeaderMap,
     /// Default headers dropped on a cross-origin redirect, like `Authorization`.
     pub(crate) default_sensitive: Vec<HeaderName>,
+    #[cfg(feature = "cookies")]
+    pub(crate) cookie_store: Option<crate::cookies::CookieJar>,
 }
 
 /// The registered propagation hook (`Debug` for the config's sake).
@@ -163,6 +165,8 @@ impl Default for PoolConfig {
             propagator: None,
             default_headers: HeaderMap::new(),
             default_sensitive: Vec::new(),
+            #[cfg(feature = "cookies")]
+            cookie_store: None,
         }
     }
 }
@@ -467,6 +471,21 @@ impl PoolConfig {
     /// ```
     pub fn max_redirects(&self) -> u32 {
         self.max_redirects
+    }
+
+    /// The cookie jar a new client of the pool uses (nothing without the `cookies` feature).
+    pub(crate) fn client_jar(&self) -> crate::cookies::ClientJar {
+        #[cfg(feature = "cookies")]
+        return crate::cookies::ClientJar::for_client(self.cookie_store.as_ref());
+        #[cfg(not(feature = "cookies"))]
+        crate::cookies::ClientJar
+    }
+
+    /// The cookie jar set with [`PoolConfigBuilder::cookie_store`] (feature `cookies`);
+    /// `None` by default.
+    #[cfg(feature = "cookies")]
+    pub fn cookie_store(&self) -> Option<&crate::cookies::CookieJar> {
+        self.cookie_store.as_ref()
     }
 
     /// Whether a redirect from https to http is followed. See
@@ -1073,6 +1092,29 @@ impl PoolConfigBuilder {
     /// ```
     pub fn identity(mut self, identity: Identity) -> Self {
         self.0.identity = Some(identity);
+        self
+    }
+
+    /// Keeps cookies in `jar` (feature `cookies`): one jar shared by every client
+    /// ([`CookieJar::shared`](crate::CookieJar::shared)) or one per client
+    /// ([`CookieJar::per_client`](crate::CookieJar::per_client)). Every response, redirect
+    /// hops included, stores its `Set-Cookie` values; every request sends the jar's cookies
+    /// for its URL under RFC 6265's domain, path and `Secure` rules, unless the request sets
+    /// its own `Cookie` header, which then replaces the jar's for that request. Defaults to
+    /// no jar: `Set-Cookie` is only passed to the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{CookieJar, PoolConfig};
+    ///
+    /// let jar = CookieJar::shared();
+    /// let config = PoolConfig::builder().cookie_store(jar.clone()).build();
+    /// assert!(config.cookie_store().is_some());
+    /// ```
+    #[cfg(feature = "cookies")]
+    pub fn cookie_store(mut self, jar: crate::cookies::CookieJar) -> Self {
+        self.0.cookie_store = Some(jar);
         self
     }
 

@@ -28,6 +28,7 @@ use ureq::{Agent, SendBody};
 
 use crate::breaker::{Admission, AttemptOutcome, Transition};
 use crate::call::{Body, Call};
+use crate::cookies::ClientJar;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
     AttemptEvent, BreakerEvent, PacedEvent, RetryEvent, RetryReason, StaleReplayEvent,
@@ -68,6 +69,8 @@ pub(crate) struct Engine {
     hosts: LocalHosts,
     // This client's `http.client.request.duration` series, when the pool keeps them.
     otel: Option<Arc<DurationShard>>,
+    // The pool's cookie jar or this client's own (feature `cookies`; nothing without it).
+    cookies: ClientJar,
 }
 
 /// What one call has done so far.
@@ -208,6 +211,7 @@ impl Engine {
             route,
             hosts: LocalHosts::new(&shared),
             otel: otel.then(|| shared.metrics.otel.shard()),
+            cookies: shared.config.client_jar(),
             shared,
             discard: Cell::new(false),
             in_call: Cell::new(false),
@@ -220,6 +224,12 @@ impl Engine {
 
     pub(crate) fn connections_opened(&self) -> u64 {
         self.conns.opened()
+    }
+
+    /// This client's cookie jar: the pool's shared one or its own.
+    #[cfg(feature = "cookies")]
+    pub(crate) fn cookie_jar(&self) -> Option<crate::cookies::CookieJar> {
+        self.cookies.handle()
     }
 
     /// Marks the client for discarding when it is returned to the pool.
@@ -850,10 +860,13 @@ impl Engine {
         let direct = self.route.bypasses(&call.uri);
         self.conns.clear_peer();
         let secrets = self.conns.secrets();
-        let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
+        // The jar's cookies for this hop's URL join the headers before they are disguised.
+        let with_cookies = self.cookies.request_headers(&call.uri, &call.headers);
+        let headers = with_cookies.as_ref().unwrap_or(&call.headers);
+        let disguised = secrets.begin(&call.uri, headers, &call.sensitive_query);
         let (uri, headers) = match &disguised {
             Some((uri, headers)) => (uri, headers),
-            None => (&call.uri, &call.headers),
+            None => (&call.uri, headers),
         };
         let mut builder = http::Request::builder()
             .method(call.method.clone())
@@ -885,6 +898,7 @@ impl Engine {
         };
         let mut response = result.map_err(|e| e.with_host(&call.host))?;
         secrets.restore(response.headers_mut());
+        self.cookies.store(&call.uri, response.headers());
         Ok(response)
     }
 

@@ -13,6 +13,7 @@ pub mod breaker;
 mod call;
 mod client;
 mod config;
+mod cookies;
 mod decode;
 mod dns;
 mod download;
@@ -23,6 +24,7 @@ mod fanout;
 mod identity;
 mod job;
 pub mod metrics;
+pub mod multipart;
 pub mod pacing;
 mod pool;
 mod reconnect;
@@ -42,6 +44,12 @@ pub mod workers;
 pub use breaker::BreakerConfig;
 pub use client::Client;
 pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
+/// The `cookie_store` crate the jar is built on (feature `cookies`), re-exported for its
+/// [`CookieStore`](cookie_store::CookieStore) type in [`CookieJar::lock`].
+#[cfg(feature = "cookies")]
+pub use cookie_store;
+#[cfg(feature = "cookies")]
+pub use cookies::CookieJar;
 pub use dns::Resolver;
 pub use error::{Error, ErrorKind};
 pub use events::EventHandler;

@@ -13,6 +13,7 @@ use crate::call::{Body, Call};
 use crate::download::BodySettings;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::multipart::{Encoded, Form};
 use crate::response::Response;
 use crate::retry::RetryPolicy;
 use crate::url;
@@ -380,6 +381,48 @@ impl<'c> RequestBuilder<'c> {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
+        self
+    }
+
+    /// Sets the body to `form`, encoded as `multipart/form-data` with its random boundary,
+    /// and the matching `Content-Type`. A form of text and bytes parts is kept, so the
+    /// request can be retried and re-sent on a 307/308 redirect; a form with a file or reader
+    /// part is streamed, sent once and never retried (as [`body_reader`](Self::body_reader)),
+    /// with a `Content-Length` when every part's length is known.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::multipart::{Form, Part};
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let form = Form::new()
+    ///     .text("purpose", "fine-tune")
+    ///     .part("file", Part::file("train.jsonl")?.mime_str("application/jsonl")?);
+    /// let response = client.post("http://127.0.0.1:8080/v1/files").multipart(form).send()?;
+    /// # let _ = response;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn multipart(mut self, form: Form) -> Self {
+        let content_type = form.content_type();
+        match form.encode() {
+            Encoded::Bytes(b) => self.body = Body::Bytes(Arc::from(b)),
+            Encoded::Stream(reader, len) => {
+                self.body = Body::Stream(Some(reader));
+                if let Some(len) = len {
+                    self.headers
+                        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+                }
+            }
+        }
+        match HeaderValue::try_from(content_type) {
+            Ok(v) => {
+                self.headers.insert(http::header::CONTENT_TYPE, v);
+            }
+            Err(_) => self.set_error(Error::invalid("multipart: invalid boundary")),
+        }
         self
     }
 
