@@ -27,6 +27,7 @@ use ureq::{Agent, SendBody};
 
 use crate::breaker::{Admission, AttemptOutcome, Transition};
 use crate::call::{Body, Call};
+use crate::concurrency::{Permit, Sample};
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
     AttemptEvent, BreakerEvent, PacedEvent, RetryEvent, RetryReason, StaleReplayEvent,
@@ -97,6 +98,9 @@ struct Sent {
     admission: Admission,
     result: Result<HttpResponse, Error>,
     connections_opened: u64,
+    /// The attempt's slot of the host's concurrency limit, given back once the outcome is
+    /// known (see `limit_feedback`).
+    permit: Option<Permit>,
 }
 
 /// A failed attempt that the policy may retry.
@@ -259,10 +263,11 @@ impl Engine {
         let mut hop = HopState::new(state.deadline);
         loop {
             let host = &**slot.get_or_insert_with(|| self.host(&call.host));
-            let sent = self.attempt(call, state, &mut hop, host)?;
+            let mut sent = self.attempt(call, state, &mut hop, host)?;
             if self.replay_if_stale(call, state, &mut hop, &sent) {
                 continue;
             }
+            limit_feedback(&mut sent, state.timings.total());
             self.judge(call, host, &sent, state.last_end);
             match self.classify(call, state, policy, sent.result)? {
                 Step::Done(response) => return Ok(response),
@@ -297,6 +302,7 @@ impl Engine {
         if hop.carried.is_none() {
             started = self.pace(call, state, host)?.unwrap_or(started);
         }
+        let (permit, started) = self.take_slot(call, state, host, started)?;
         let remaining = state.deadline.saturating_duration_since(started);
         if remaining.is_zero() {
             // A replay that runs out of time still holds its attempt's admission: a half-open
@@ -356,7 +362,38 @@ impl Engine {
             admission,
             result,
             connections_opened,
+            permit,
         })
+    }
+
+    /// Admission by the host's adaptive concurrency limit, before the breaker's (so a probe's
+    /// admission is never held while waiting): a slot, waiting for one up to the deadline.
+    /// Returns the slot and when the attempt starts.
+    fn take_slot(
+        &self,
+        call: &Call,
+        state: &CallState,
+        host: &HostLocal,
+        started: Instant,
+    ) -> Result<(Option<Permit>, Instant), Error> {
+        let Some(limiter) = &host.policy.limiter else {
+            return Ok((None, started));
+        };
+        match limiter.acquire(state.deadline) {
+            Ok((permit, None)) => Ok((Some(permit), started)),
+            Ok((permit, Some(waited))) => {
+                log::debug!(
+                    "{} {}: waited {waited:?} for a slot",
+                    call.method,
+                    call.host
+                );
+                Ok((Some(permit), Instant::now()))
+            }
+            Err(refused) => Err(Error::new(ErrorKind::Overloaded {
+                limit: refused.limit,
+                waited: refused.waited,
+            })),
+        }
     }
 
     /// Admission by the host's rate-limit pacing, before the breaker's: waits for the
@@ -828,6 +865,22 @@ fn protocol_version(v: http::Version) -> &'static str {
         http::Version::HTTP_3 => "3",
         _ => "1.1",
     }
+}
+
+/// Gives the attempt's concurrency slot back with what its outcome says about the host's load:
+/// a `503`, a `429` or a timeout is a drop; any other response head is a latency sample (from
+/// the request to its head); other failures (refused, TLS, DNS, ...) say nothing about load.
+fn limit_feedback(sent: &mut Sent, took: Duration) {
+    let Some(permit) = sent.permit.take() else {
+        return;
+    };
+    let sample = match &sent.result {
+        Ok(r) if matches!(r.status().as_u16(), 429 | 503) => Sample::Drop,
+        Ok(_) => Sample::Answered(took),
+        Err(e) if e.is_timeout() => Sample::Drop,
+        Err(_) => Sample::Ignore,
+    };
+    permit.complete(sample);
 }
 
 fn too_long(wait: Duration, status: StatusCode) -> Error {

@@ -12,6 +12,7 @@ pub use ureq::http;
 pub mod breaker;
 mod call;
 mod client;
+pub mod concurrency;
 mod config;
 mod engine;
 pub mod error;
@@ -38,6 +39,7 @@ pub mod workers;
 
 pub use breaker::BreakerConfig;
 pub use client::Client;
+pub use concurrency::AdaptiveLimit;
 pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
 pub use error::{Error, ErrorKind};
 pub use events::EventHandler;
