@@ -31,6 +31,7 @@
 //! like TCP's congestion window, and settles in a band just under the point where latency
 //! crosses the target.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -204,6 +205,36 @@ struct State {
     /// Bumped on every change of the limit: a permit of an older epoch sampled a limit that
     /// is no longer in force.
     epoch: u64,
+    /// Attempts waiting for a slot, oldest first: a slot given back goes to the oldest, so a
+    /// thread that gives one back and asks again at once cannot barge ahead of the others.
+    waiters: VecDeque<Waiter>,
+    next_waiter: u64,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    wake: Arc<Condvar>,
+}
+
+impl State {
+    fn take(&mut self, limiter: &Arc<HostLimiter>) -> Permit {
+        self.in_flight += 1;
+        Permit {
+            limiter: limiter.clone(),
+            epoch: self.epoch,
+            done: false,
+        }
+    }
+
+    /// Wakes the oldest waiter when a slot is free for it.
+    fn wake_oldest(&self) {
+        if self.in_flight < self.limit {
+            if let Some(w) = self.waiters.front() {
+                w.wake.notify_one();
+            }
+        }
+    }
 }
 
 /// The limiter of one host, shared by every client of the pool.
@@ -211,7 +242,6 @@ struct State {
 pub(crate) struct HostLimiter {
     config: AdaptiveLimit,
     state: Mutex<State>,
-    freed: Condvar,
 }
 
 /// A slot held by one attempt: given back on [`Permit::complete`] with the attempt's sample,
@@ -237,9 +267,10 @@ impl HostLimiter {
                 limit: config.initial_limit(),
                 in_flight: 0,
                 epoch: 0,
+                waiters: VecDeque::new(),
+                next_waiter: 0,
             }),
             config: config.clone(),
-            freed: Condvar::new(),
         }
     }
 
@@ -248,39 +279,45 @@ impl HostLimiter {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot, waiting for one up to `deadline`. Returns the permit and how long it waited,
-    /// if it had to.
+    /// A slot, waiting for one (in turn, oldest first) up to `deadline`. Returns the permit
+    /// and how long it waited, if it had to.
     pub(crate) fn acquire(
         self: &Arc<Self>,
         deadline: Instant,
     ) -> Result<(Permit, Option<Duration>), Refused> {
-        let mut start = None;
         let mut state = self.lock();
+        if state.waiters.is_empty() && state.in_flight < state.limit {
+            return Ok((state.take(self), None));
+        }
+        let start = Instant::now();
+        let id = state.next_waiter;
+        state.next_waiter += 1;
+        let wake = Arc::new(Condvar::new());
+        state.waiters.push_back(Waiter {
+            id,
+            wake: wake.clone(),
+        });
         loop {
-            // A free slot is taken even just past the deadline: a waiter woken for it must not
-            // let the wake-up go to waste (the caller checks its deadline next).
-            if state.in_flight < state.limit {
-                state.in_flight += 1;
-                let permit = Permit {
-                    limiter: self.clone(),
-                    epoch: state.epoch,
-                    done: false,
-                };
-                return Ok((permit, start.map(|s: Instant| s.elapsed())));
+            // A free slot is taken even just past the deadline: the wake-up that came for it
+            // must not go to waste (the caller checks its deadline next).
+            let first = state.waiters.front().is_some_and(|w| w.id == id);
+            if first && state.in_flight < state.limit {
+                state.waiters.pop_front();
+                let permit = state.take(self);
+                state.wake_oldest();
+                return Ok((permit, Some(start.elapsed())));
             }
             let now = Instant::now();
-            let start = *start.get_or_insert(now);
-            let Some(left) = deadline
-                .checked_duration_since(now)
-                .filter(|d| !d.is_zero())
-            else {
+            let left = deadline.saturating_duration_since(now);
+            if left.is_zero() {
+                state.waiters.retain(|w| w.id != id);
+                state.wake_oldest();
                 return Err(Refused {
                     limit: state.limit,
                     waited: now.saturating_duration_since(start),
                 });
-            };
-            state = self
-                .freed
+            }
+            state = wake
                 .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
@@ -296,6 +333,11 @@ impl HostLimiter {
         }
     }
 
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
     fn release(&self, epoch: u64, sample: Sample) {
         let mut state = self.lock();
         let before = state.limit;
@@ -307,17 +349,8 @@ impl HostLimiter {
             }
         }
         state.in_flight -= 1;
-        let free = state.limit.saturating_sub(state.in_flight);
-        drop(state);
-        // The slot given back, and one more when the limit rose.
-        match free {
-            0 => {}
-            1 => self.freed.notify_one(),
-            _ => {
-                self.freed.notify_one();
-                self.freed.notify_one();
-            }
-        }
+        // The slot given back goes to the oldest waiter (who passes on any further free slot).
+        state.wake_oldest();
     }
 }
 
@@ -434,5 +467,35 @@ mod tests {
         held.complete(Sample::Ignore);
         assert!(waiter.join().unwrap());
         assert_eq!(l.snapshot().in_flight, 0);
+    }
+
+    #[test]
+    fn a_slot_given_back_goes_to_the_oldest_waiter_not_to_a_newcomer() {
+        let l = limiter(AdaptiveLimit::new().with_initial_limit(1));
+        let (held, _) = l.acquire(far()).unwrap();
+        // A waiter that gives up leaves the queue without blocking the ones behind it.
+        assert!(l.acquire(Instant::now() + MS).is_err());
+        assert_eq!(l.waiting(), 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                let (permit, waited) = l.acquire(far()).unwrap();
+                assert!(waited.is_some());
+                rx.recv().unwrap();
+                drop(permit);
+            })
+        };
+        let queued = Instant::now() + Duration::from_secs(10);
+        while l.waiting() == 0 && Instant::now() < queued {
+            std::thread::yield_now();
+        }
+        assert_eq!(l.waiting(), 1);
+        held.complete(Sample::Ignore);
+        // The slot is the waiter's, woken or not yet: a newcomer does not get it.
+        assert!(l.acquire(Instant::now()).is_err());
+        tx.send(()).unwrap();
+        waiter.join().unwrap();
+        assert!(l.acquire(Instant::now()).is_ok());
     }
 }
