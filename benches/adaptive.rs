@@ -6,11 +6,11 @@
 //!
 //! First one worker measures the unloaded latency. Then 100 workers call the server for
 //! `--secs` seconds, once with no limit (100 requests in flight, a fixed 100) and once with
-//! `AdaptiveLimit` (latency target `--target` times the unloaded p50). For each run: the
+//! `AdaptiveLimit` (latency target `--target`, default 1.1, times the unloaded p50). For each run: the
 //! request latency (send to response head, the attempt latency in `stats()`), the caller's
 //! call latency (which includes any wait for a slot), throughput, the deepest queue the server
-//! saw, and for the adaptive run the learnt limit, sampled every 100 ms: when it first came
-//! within +-20 % of C for good, and its mean, min and max over the second half of the run.
+//! saw, and for the adaptive run the learnt limit, sampled every 100 ms: from when its one-second
+//! mean stays within +-20 % of C, and its mean, min and max over the second half of the run.
 //!
 //! ```sh
 //! bash benches/adaptive.sh          # or: cargo bench --bench adaptive -- --secs 10 --c 32
@@ -186,14 +186,18 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-/// When the learnt limit came within +-20 % of `c` and stayed there, and its mean, min and
-/// max over the second half of the run.
+/// When the learnt limit's one-second mean (10 samples) came within +-20 % of `c` and stayed
+/// there, and the mean, min and max of the samples over the second half of the run.
 fn settling(limits: &[u32], c: u64) -> String {
-    let within = |l: &u32| (f64::from(*l) - c as f64).abs() <= 0.2 * c as f64;
-    let settled = limits.iter().rposition(|l| !within(l)).map_or(0, |i| i + 1);
-    let settled = match settled < limits.len() {
-        true => format!("{:.1} s", settled as f64 / 10.0),
-        false => "never".to_owned(),
+    let within = |mean: f64| (mean - c as f64).abs() <= 0.2 * c as f64;
+    let means: Vec<f64> = limits
+        .windows(10)
+        .map(|w| w.iter().map(|&l| f64::from(l)).sum::<f64>() / 10.0)
+        .collect();
+    let settled = match means.iter().rposition(|&m| !within(m)) {
+        None if !means.is_empty() => "1.0 s".to_owned(),
+        Some(i) if i + 1 < means.len() => format!("{:.1} s", (i + 11) as f64 / 10.0),
+        _ => "never".to_owned(),
     };
     let tail = &limits[limits.len() / 2..];
     if tail.is_empty() {
@@ -201,14 +205,14 @@ fn settling(limits: &[u32], c: u64) -> String {
     }
     let mean = tail.iter().map(|&l| f64::from(l)).sum::<f64>() / tail.len() as f64;
     format!(
-        "settled at {settled}; 2nd half mean {mean:.1}, min {}, max {}",
+        "1 s mean within +-20 % from {settled}; 2nd half mean {mean:.1}, min {}, max {}",
         tail.iter().min().unwrap(),
         tail.iter().max().unwrap()
     )
 }
 
 fn main() {
-    let (mut secs, mut c, mut service_ms, mut target, mut workers) = (10.0, 32, 20, 1.2, WORKERS);
+    let (mut secs, mut c, mut service_ms, mut target, mut workers) = (10.0, 32, 20, 1.1, WORKERS);
     let mut trace = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
