@@ -6,6 +6,7 @@ use ureq::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
+use crate::concurrency::AdaptiveLimit;
 use crate::dns::{Names, Resolver};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
@@ -61,6 +62,7 @@ pub struct PoolConfig {
     pub(crate) breaker_failure: FailurePredicate,
     pub(crate) events: Option<Handler>,
     pub(crate) pacing: Option<Pacing>,
+    pub(crate) adaptive_concurrency: Option<AdaptiveLimit>,
     /// The header naming each call's own id and the one carrying its retry count.
     pub(crate) request_ids: Option<(HeaderName, HeaderName)>,
     pub(crate) otel_metrics: bool,
@@ -160,6 +162,7 @@ impl Default for PoolConfig {
             breaker_failure: default_breaker_failure,
             events: None,
             pacing: None,
+            adaptive_concurrency: None,
             request_ids: None,
             otel_metrics: false,
             propagator: None,
@@ -566,6 +569,22 @@ impl PoolConfig {
     /// ```
     pub fn pacing(&self) -> Option<&Pacing> {
         self.pacing.as_ref()
+    }
+
+    /// The adaptive per-host concurrency limit, if any. See
+    /// [`PoolConfigBuilder::adaptive_concurrency`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().adaptive_concurrency().is_none());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn adaptive_concurrency(&self) -> Option<&AdaptiveLimit> {
+        self.adaptive_concurrency.as_ref()
     }
 
     /// What counts as a failure for the circuit breaker. See
@@ -1270,6 +1289,28 @@ impl PoolConfigBuilder {
     /// ```
     pub fn pacing(mut self, pacing: Pacing) -> Self {
         self.0.pacing = Some(pacing);
+        self
+    }
+
+    /// Learns a concurrency limit for each host (AIMD, see [`AdaptiveLimit`]), shared by every
+    /// client of the pool: an attempt over its host's limit waits for a slot up to its call's
+    /// deadline, then fails with [`ErrorKind::Overloaded`] without being sent. `fan_out`,
+    /// [`FanOut`](crate::FanOut) and [`WorkerPool`](crate::WorkerPool) send through the pool's
+    /// clients, so they are held to the limit too. Defaults to no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{AdaptiveLimit, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(
+    ///     PoolConfig::builder().adaptive_concurrency(AdaptiveLimit::new()).build(),
+    /// )?;
+    /// assert_eq!(pool.config().adaptive_concurrency().unwrap().bounds(), (1, 200));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn adaptive_concurrency(mut self, limit: AdaptiveLimit) -> Self {
+        self.0.adaptive_concurrency = Some(limit);
         self
     }
 

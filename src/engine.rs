@@ -28,6 +28,7 @@ use ureq::{Agent, SendBody};
 
 use crate::breaker::{Admission, AttemptOutcome, Transition};
 use crate::call::{Body, Call};
+use crate::concurrency::{Permit, Sample};
 use crate::cookies::ClientJar;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
@@ -122,6 +123,9 @@ struct Sent {
     admission: Admission,
     result: Result<HttpResponse, Error>,
     connections_opened: u64,
+    /// The attempt's slot of the host's concurrency limit, given back once the outcome is
+    /// known (see `limit_feedback`).
+    permit: Option<Permit>,
 }
 
 /// A failed attempt that the policy may retry.
@@ -300,13 +304,14 @@ impl Engine {
         let mut hop = HopState::new(state.deadline);
         loop {
             let host = &**slot.get_or_insert_with(|| self.host(&call.host));
-            let sent = match self.attempt(call, state, &mut hop, host) {
+            let mut sent = match self.attempt(call, state, &mut hop, host) {
                 Ok(sent) => sent,
                 Err(ended) => return *ended,
             };
             if self.replay_if_stale(call, state, &mut hop, &sent) {
                 continue;
             }
+            limit_feedback(&mut sent, state.timings.total());
             self.judge(call, host, &sent, state.last_end);
             match self.classify(call, state, policy, sent.result)? {
                 Step::Done(response) => return Ok(response),
@@ -351,6 +356,9 @@ impl Engine {
                 .map_err(|e| Box::new(Err(e)))?
                 .unwrap_or(started);
         }
+        let (permit, started) = self
+            .take_slot(call, state, host, started)
+            .map_err(|e| Box::new(Err(e)))?;
         let remaining = state.deadline.saturating_duration_since(started);
         let admission = self.admission(call, state, hop, host, started, remaining)?;
         state.attempts += 1;
@@ -400,6 +408,7 @@ impl Engine {
             admission,
             result,
             connections_opened,
+            permit,
         })
     }
 
@@ -450,6 +459,36 @@ impl Engine {
             drain(response);
         }
         Ok(admission)
+    }
+
+    /// Admission by the host's adaptive concurrency limit, before the breaker's (so a probe's
+    /// admission is never held while waiting): a slot, waiting for one up to the deadline.
+    /// Returns the slot and when the attempt starts.
+    fn take_slot(
+        &self,
+        call: &Call,
+        state: &CallState,
+        host: &HostLocal,
+        started: Instant,
+    ) -> Result<(Option<Permit>, Instant), Error> {
+        let Some(limiter) = &host.policy.limiter else {
+            return Ok((None, started));
+        };
+        match limiter.acquire(state.deadline) {
+            Ok((permit, None)) => Ok((Some(permit), started)),
+            Ok((permit, Some(waited))) => {
+                log::debug!(
+                    "{} {}: waited {waited:?} for a slot",
+                    call.method,
+                    call.host
+                );
+                Ok((Some(permit), Instant::now()))
+            }
+            Err(refused) => Err(Error::new(ErrorKind::Overloaded {
+                limit: refused.limit,
+                waited: refused.waited,
+            })),
+        }
     }
 
     /// Admission by the host's rate-limit pacing, before the breaker's: waits for the
@@ -962,6 +1001,22 @@ fn protocol_version(v: http::Version) -> &'static str {
         http::Version::HTTP_3 => "3",
         _ => "1.1",
     }
+}
+
+/// Gives the attempt's concurrency slot back with what its outcome says about the host's load:
+/// a `503`, a `429` or a timeout is a drop; any other response head is a latency sample (from
+/// the request to its head); other failures (refused, TLS, DNS, ...) say nothing about load.
+fn limit_feedback(sent: &mut Sent, took: Duration) {
+    let Some(permit) = sent.permit.take() else {
+        return;
+    };
+    let sample = match &sent.result {
+        Ok(r) if matches!(r.status().as_u16(), 429 | 503) => Sample::Drop,
+        Ok(_) => Sample::Answered(took),
+        Err(e) if e.is_timeout() => Sample::Drop,
+        Err(_) => Sample::Ignore,
+    };
+    permit.complete(sample);
 }
 
 fn too_long(wait: Duration, status: StatusCode) -> Error {

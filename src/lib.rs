@@ -12,6 +12,7 @@ pub use ureq::http;
 pub mod breaker;
 mod call;
 mod client;
+pub mod concurrency;
 mod config;
 mod cookies;
 mod decode;
@@ -43,6 +44,7 @@ pub mod workers;
 
 pub use breaker::BreakerConfig;
 pub use client::Client;
+pub use concurrency::AdaptiveLimit;
 pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
 /// The `cookie_store` crate the jar is built on (feature `cookies`), re-exported for its
 /// [`CookieStore`](cookie_store::CookieStore) type in [`CookieJar::lock`].

@@ -266,6 +266,8 @@ impl ClientPool {
         let shared = &self.inner.shared;
         let mut stats = shared.metrics.snapshot(self.state());
         stats.set_breakers(shared.breakers.states());
+        let limits = shared.concurrency_limits().into_iter();
+        stats.set_concurrency(limits.map(|(host, l)| (host, l.limit, l.in_flight)));
         stats
     }
 

@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 use ureq::http::Uri;
 
 use crate::breaker::{Breakers, CircuitBreaker};
+use crate::concurrency::{HostLimiter, LimitSnapshot};
 use crate::config::PoolConfig;
 use crate::error::Error;
 use crate::events::EventHandler;
@@ -39,6 +40,8 @@ pub(crate) struct HostPolicy {
     pub(crate) budget: Arc<RetryBudget>,
     /// The host's rate-limit pacing, when the pool paces.
     pub(crate) pacer: Option<Arc<HostPacer>>,
+    /// The host's adaptive concurrency limit, when the pool has one.
+    pub(crate) limiter: Option<Arc<HostLimiter>>,
 }
 
 impl Shared {
@@ -85,8 +88,21 @@ impl Shared {
                     .pacing
                     .as_ref()
                     .map(|p| Arc::new(HostPacer::new(p))),
+                limiter: self
+                    .config
+                    .adaptive_concurrency
+                    .as_ref()
+                    .map(|c| Arc::new(HostLimiter::new(c))),
             })
             .clone()
+    }
+
+    /// The learned concurrency limit of every host that has one, as `(host, snapshot)`.
+    pub(crate) fn concurrency_limits(&self) -> Vec<(String, LimitSnapshot)> {
+        let read = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
+        read.iter()
+            .filter_map(|(host, p)| Some((host.clone(), p.limiter.as_ref()?.snapshot())))
+            .collect()
     }
 }
 

@@ -621,7 +621,7 @@ mod tests {
 
     #[test]
     fn error_classes_are_indexed_and_labelled_consistently() {
-        assert_eq!(ErrorClass::COUNT, 17);
+        assert_eq!(ErrorClass::COUNT, 18);
         let mut labels = HashSet::new();
         for (i, &class) in ErrorClass::ALL.iter().enumerate() {
             assert_eq!(class.index(), i);

@@ -67,6 +67,7 @@ impl Stats {
         }
         out.pool(self);
         out.breakers(&self.breakers);
+        out.concurrency(&self.hosts);
         out.otel(&self.otel);
         out.text
     }
@@ -196,6 +197,35 @@ impl Exposition {
         for (host, state) in breakers {
             let open = u8::from(*state == BreakerState::Open);
             self.sample(name, &[("host", host.as_str())], open);
+        }
+    }
+
+    /// The learnt concurrency limit and the attempts in flight of each host that has an
+    /// adaptive limit; nothing without one.
+    fn concurrency(&mut self, hosts: &[HostStats]) {
+        let limited: Vec<(&str, (u32, u32))> = hosts
+            .iter()
+            .filter_map(|h| Some((h.host.as_str(), h.concurrency?)))
+            .collect();
+        if limited.is_empty() {
+            return;
+        }
+        for (name, help, pick) in [
+            (
+                "http_sentinel_concurrency_limit",
+                "The concurrency limit learnt for the host (attempts waiting for a response head).",
+                (|(limit, _)| limit) as fn((u32, u32)) -> u32,
+            ),
+            (
+                "http_sentinel_concurrency_in_flight",
+                "Attempts to the host holding a slot of its concurrency limit.",
+                |(_, in_flight)| in_flight,
+            ),
+        ] {
+            self.family(name, "gauge", help);
+            for &(host, c) in &limited {
+                self.sample(name, &[("host", host)], pick(c));
+            }
         }
     }
 

@@ -126,10 +126,16 @@ fn push_cells(cells: &mut Vec<(&'static str, String)>, column: Column, read: Rea
 
 impl Stats {
     /// The table of hosts: a header row, then a row per host.
+    /// A `limit` column ends the rows when a host has an adaptive concurrency limit.
     fn host_rows(&self) -> Vec<Vec<String>> {
+        let limits = self.hosts.iter().any(|h| h.concurrency.is_some());
         let mut rows: Vec<Vec<String>> = Vec::with_capacity(self.hosts.len() + 1);
         for h in &self.hosts {
-            let cells = cells(&h.counters);
+            let mut cells = cells(&h.counters);
+            if limits {
+                let limit = h.concurrency.map(|(limit, _)| limit.to_string());
+                cells.push(("limit", limit.unwrap_or_else(|| "-".to_owned())));
+            }
             if rows.is_empty() {
                 let header = cells.iter().map(|(header, _)| (*header).to_owned());
                 rows.push(std::iter::once("host".to_owned()).chain(header).collect());

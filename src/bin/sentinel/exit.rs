@@ -40,7 +40,8 @@ pub(crate) fn for_error(e: &Error, got_response: bool) -> u8 {
         // curl: 35 when the handshake fails, 60 when the peer's certificate does not verify.
         ErrorKind::Tls(TlsFailure::Handshake) => TLS_HANDSHAKE,
         ErrorKind::Tls(_) => PEER_VERIFICATION,
-        ErrorKind::Timeout(_) | ErrorKind::PoolTimeout(_) => TIMEOUT,
+        // No slot of the host's concurrency limit before the deadline: the call timed out.
+        ErrorKind::Timeout(_) | ErrorKind::PoolTimeout(_) | ErrorKind::Overloaded { .. } => TIMEOUT,
         ErrorKind::Protocol => WEIRD_REPLY,
         ErrorKind::Io { .. } if got_response => PARTIAL,
         ErrorKind::Io { kind, .. } if is_eof(*kind) => GOT_NOTHING,
