@@ -10,6 +10,7 @@ use ureq::http::header::{
 };
 use ureq::http::{HeaderMap, HeaderName, Method, Uri};
 
+use crate::download::BodySettings;
 use crate::error::{Error, ErrorKind};
 use crate::redirect::Hop;
 use crate::retry::{is_idempotent, RetryPolicy};
@@ -40,6 +41,10 @@ pub(crate) struct Call {
     /// Whether `timeout` was set for this call rather than taken from the pool.
     pub(crate) custom_timeout: bool,
     pub(crate) policy: Option<RetryPolicy>,
+    /// The response body's limit and idle timeout, when the request set them.
+    pub(crate) download: BodySettings,
+    /// The most redirects to follow, when the request set it (0: none, the 3xx is returned).
+    pub(crate) max_redirects: Option<u32>,
 }
 
 impl Call {
@@ -85,6 +90,8 @@ impl Call {
             timeout: self.timeout,
             custom_timeout: self.custom_timeout,
             policy: None,
+            download: self.download,
+            max_redirects: self.max_redirects,
         })
     }
 

@@ -96,9 +96,35 @@ impl Client {
         self.engine.connections_opened()
     }
 
+    /// The cookie jar this client reads and fills (feature `cookies`): the pool's shared jar,
+    /// or this client's own with [`CookieJar::per_client`](crate::CookieJar::per_client);
+    /// `None` when the pool has no jar.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, CookieJar, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().cookie_store(CookieJar::per_client()).build())?;
+    /// let (a, b) = (pool.checkout()?, pool.checkout()?);
+    /// let url = "http://127.0.0.1/".parse().unwrap();
+    /// a.cookie_jar().unwrap().lock().parse("session=a", &url).unwrap();
+    /// assert_eq!(b.cookie_jar().unwrap().lock().iter_unexpired().count(), 0);
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    #[cfg(feature = "cookies")]
+    pub fn cookie_jar(&self) -> Option<crate::cookies::CookieJar> {
+        self.engine.cookie_jar()
+    }
+
     /// Whether the client must not be handed out again (its connection state is suspect).
     pub(crate) fn should_discard(&self) -> bool {
         self.engine.should_discard()
+    }
+
+    /// Whether the client is in the middle of a call (the caller is one of its callbacks).
+    pub(crate) fn in_call(&self) -> bool {
+        self.engine.in_call()
     }
 
     /// Marks the client to be dropped instead of returned to the pool.

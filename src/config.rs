@@ -6,6 +6,8 @@ use ureq::http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::breaker::{default_breaker_failure, BreakerConfig, FailurePredicate};
+use crate::concurrency::AdaptiveLimit;
+use crate::dns::{Names, Resolver};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
 use crate::hedge::policy::HedgePolicy;
@@ -54,6 +56,8 @@ pub struct PoolConfig {
     pub(crate) allow_https_downgrade: bool,
     pub(crate) dns_ttl: Duration,
     pub(crate) dns_negative_ttl: Duration,
+    /// Pinned addresses and the custom resolver.
+    pub(crate) names: Names,
     pub(crate) retry: RetryPolicy,
     pub(crate) breaker: BreakerConfig,
     pub(crate) breaker_failure: FailurePredicate,
@@ -61,6 +65,7 @@ pub struct PoolConfig {
     pub(crate) pacing: Option<Pacing>,
     /// Hedged requests, when the pool sends them.
     pub(crate) hedge: Option<HedgePolicy>,
+    pub(crate) adaptive_concurrency: Option<AdaptiveLimit>,
     /// The header naming each call's own id and the one carrying its retry count.
     pub(crate) request_ids: Option<(HeaderName, HeaderName)>,
     pub(crate) otel_metrics: bool,
@@ -69,6 +74,8 @@ pub struct PoolConfig {
     pub(crate) default_headers: HeaderMap,
     /// Default headers dropped on a cross-origin redirect, like `Authorization`.
     pub(crate) default_sensitive: Vec<HeaderName>,
+    #[cfg(feature = "cookies")]
+    pub(crate) cookie_store: Option<crate::cookies::CookieJar>,
 }
 
 /// The registered propagation hook (`Debug` for the config's sake).
@@ -152,17 +159,21 @@ impl Default for PoolConfig {
             allow_https_downgrade: false,
             dns_ttl: Duration::from_secs(60),
             dns_negative_ttl: Duration::from_secs(5),
+            names: Names::default(),
             retry: RetryPolicy::new(),
             breaker: BreakerConfig::new(),
             breaker_failure: default_breaker_failure,
             events: None,
             pacing: None,
             hedge: None,
+            adaptive_concurrency: None,
             request_ids: None,
             otel_metrics: false,
             propagator: None,
             default_headers: HeaderMap::new(),
             default_sensitive: Vec::new(),
+            #[cfg(feature = "cookies")]
+            cookie_store: None,
         }
     }
 }
@@ -469,6 +480,21 @@ impl PoolConfig {
         self.max_redirects
     }
 
+    /// The cookie jar a new client of the pool uses (nothing without the `cookies` feature).
+    pub(crate) fn client_jar(&self) -> crate::cookies::ClientJar {
+        #[cfg(feature = "cookies")]
+        return crate::cookies::ClientJar::for_client(self.cookie_store.as_ref());
+        #[cfg(not(feature = "cookies"))]
+        crate::cookies::ClientJar
+    }
+
+    /// The cookie jar set with [`PoolConfigBuilder::cookie_store`] (feature `cookies`);
+    /// `None` by default.
+    #[cfg(feature = "cookies")]
+    pub fn cookie_store(&self) -> Option<&crate::cookies::CookieJar> {
+        self.cookie_store.as_ref()
+    }
+
     /// Whether a redirect from https to http is followed. See
     /// [`PoolConfigBuilder::allow_https_downgrade`].
     ///
@@ -562,6 +588,22 @@ impl PoolConfig {
     /// ```
     pub fn hedge(&self) -> Option<&HedgePolicy> {
         self.hedge.as_ref()
+    }
+
+    /// The adaptive per-host concurrency limit, if any. See
+    /// [`PoolConfigBuilder::adaptive_concurrency`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().adaptive_concurrency().is_none());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn adaptive_concurrency(&self) -> Option<&AdaptiveLimit> {
+        self.adaptive_concurrency.as_ref()
     }
 
     /// What counts as a failure for the circuit breaker. See
@@ -1091,6 +1133,29 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// Keeps cookies in `jar` (feature `cookies`): one jar shared by every client
+    /// ([`CookieJar::shared`](crate::CookieJar::shared)) or one per client
+    /// ([`CookieJar::per_client`](crate::CookieJar::per_client)). Every response, redirect
+    /// hops included, stores its `Set-Cookie` values; every request sends the jar's cookies
+    /// for its URL under RFC 6265's domain, path and `Secure` rules, unless the request sets
+    /// its own `Cookie` header, which then replaces the jar's for that request. Defaults to
+    /// no jar: `Set-Cookie` is only passed to the caller.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{CookieJar, PoolConfig};
+    ///
+    /// let jar = CookieJar::shared();
+    /// let config = PoolConfig::builder().cookie_store(jar.clone()).build();
+    /// assert!(config.cookie_store().is_some());
+    /// ```
+    #[cfg(feature = "cookies")]
+    pub fn cookie_store(mut self, jar: crate::cookies::CookieJar) -> Self {
+        self.0.cookie_store = Some(jar);
+        self
+    }
+
     /// The most redirects one call follows before failing with
     /// [`ErrorKind::TooManyRedirects`]; 0 returns 3xx responses as they are. Defaults to 10.
     ///
@@ -1142,6 +1207,51 @@ impl PoolConfigBuilder {
     pub fn dns_ttl(mut self, positive: Duration, negative: Duration) -> Self {
         self.0.dns_ttl = positive;
         self.0.dns_negative_ttl = negative;
+        self
+    }
+
+    /// Sends connections for `host:port` to `addrs` instead of resolving `host` (curl's
+    /// `--resolve host:port:addr`); the URL, the `Host` header and the name TLS verifies stay
+    /// `host`'s. Addresses are tried in turn, alternating families. A second call for the same
+    /// host and port replaces the first. Defaults to none.
+    ///
+    /// Through a proxy an override applies as in curl: to the proxy's own host name, and to the
+    /// target's only where the client connects to the target itself (see [`Resolver`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::IpAddr;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let canary: IpAddr = "127.0.0.1".parse()?;
+    /// let config = PoolConfig::builder()
+    ///     .resolve("api.example.test", 443, [canary])
+    ///     .build();
+    /// let pool = ClientPool::new(config)?;
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolve(
+        mut self,
+        host: &str,
+        port: u16,
+        addrs: impl IntoIterator<Item = std::net::IpAddr>,
+    ) -> Self {
+        self.0.names.pin(host, port, addrs.into_iter().collect());
+        self
+    }
+
+    /// Resolves host names with `resolver` instead of the system resolver; its answers are
+    /// cached for [`dns_ttl`](PoolConfigBuilder::dns_ttl). Overrides set with
+    /// [`resolve`](PoolConfigBuilder::resolve) still come first, and IP literals are never
+    /// resolved. Defaults to the system resolver.
+    ///
+    /// # Examples
+    ///
+    /// See [`Resolver`].
+    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+        self.0.names.set_custom(Arc::new(resolver));
         self
     }
 
@@ -1217,6 +1327,28 @@ impl PoolConfigBuilder {
     /// ```
     pub fn hedge(mut self, policy: HedgePolicy) -> Self {
         self.0.hedge = Some(policy);
+        self
+    }
+
+    /// Learns a concurrency limit for each host (AIMD, see [`AdaptiveLimit`]), shared by every
+    /// client of the pool: an attempt over its host's limit waits for a slot up to its call's
+    /// deadline, then fails with [`ErrorKind::Overloaded`] without being sent. `fan_out`,
+    /// [`FanOut`](crate::FanOut) and [`WorkerPool`](crate::WorkerPool) send through the pool's
+    /// clients, so they are held to the limit too. Defaults to no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{AdaptiveLimit, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(
+    ///     PoolConfig::builder().adaptive_concurrency(AdaptiveLimit::new()).build(),
+    /// )?;
+    /// assert_eq!(pool.config().adaptive_concurrency().unwrap().bounds(), (1, 200));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn adaptive_concurrency(mut self, limit: AdaptiveLimit) -> Self {
+        self.0.adaptive_concurrency = Some(limit);
         self
     }
 

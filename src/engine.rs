@@ -7,6 +7,7 @@
 //! execute
 //!   loop:
 //!     attempt    deadline left? -> admit (the host's breaker) -> send -> record (metrics, event)
+//!                (a retry the breaker refuses ends the call with the outcome it was for)
 //!     replay     died on a stale pooled connection? once more on a fresh one, for free
 //!     judge      the breaker learns the attempt's outcome
 //!     classify   Done | Redirect(hop) | Retry(reason)
@@ -27,6 +28,8 @@ use ureq::{Agent, SendBody};
 
 use crate::breaker::{Admission, AttemptOutcome, BreakerState, Transition};
 use crate::call::{Body, Call};
+use crate::concurrency::{Permit, Sample};
+use crate::cookies::ClientJar;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
     AttemptEvent, BreakerEvent, HedgeEvent, HedgeOutcome, PacedEvent, RetryEvent, RetryReason,
@@ -37,7 +40,7 @@ use crate::hedge::threads::Local;
 use crate::metrics::otel::{self, DurationShard};
 use crate::metrics::CallRecord;
 use crate::pacing;
-use crate::redirect::{self, Hop};
+use crate::redirect::{self, Hop, RedirectHop};
 use crate::request_id::new_request_id;
 use crate::response::{server_request_id, ConnectionFacts, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
@@ -45,8 +48,12 @@ use crate::shared::{HostLocal, LocalHosts, Shared};
 use crate::telemetry::spans::{self, Target};
 use crate::telemetry::{AttemptTimings, PropagationContext, TraceIds};
 use crate::transport::{self, Connections};
+use crate::url::redact_uri;
 
 type HttpResponse = http::Response<ureq::Body>;
+
+/// The host under which requests whose URL did not parse are counted.
+pub(crate) const NO_HOST: &str = "-";
 
 /// One client's engine: its ureq agent and connections, and its view of the pool's state.
 pub(crate) struct Engine {
@@ -60,9 +67,14 @@ pub(crate) struct Engine {
     // Set when the client's connection state is suspect; the pool then drops the client
     // instead of handing it out again. Being a `Cell` also makes the engine `!Sync`.
     discard: Cell<bool>,
+    // Set while `execute` runs: code called back from inside a call (an event handler) must
+    // not start another call on this engine.
+    in_call: Cell<bool>,
     hosts: LocalHosts,
     // This client's `http.client.request.duration` series, when the pool keeps them.
     otel: Option<Arc<DurationShard>>,
+    // The pool's cookie jar or this client's own (feature `cookies`; nothing without it).
+    cookies: ClientJar,
 }
 
 /// What one call has done so far.
@@ -72,7 +84,9 @@ struct CallState {
     /// When the last attempt ended (the call's start until one has).
     last_end: Instant,
     attempts: u32,
+    /// Retries sent: one the breaker refused is none.
     retries: u32,
+    /// Retries warranted but not sent: the budget was spent or the breaker open.
     refused: u32,
     stale_replays: u32,
     redirects: u32,
@@ -84,6 +98,8 @@ struct CallState {
     timings: AttemptTimings,
     /// The call's W3C ids, when a propagator is set.
     trace: Option<TraceIds>,
+    /// The redirects followed so far, redacted.
+    history: Vec<RedirectHop>,
 }
 
 /// What the attempts at one URL (one hop of a redirect chain) have done so far.
@@ -93,13 +109,26 @@ struct HopState {
     /// The breaker's admission of an attempt that is replayed: the replay uses it, so the
     /// breaker hears of the attempt once.
     carried: Option<Admission>,
+    /// The outcome a retry was planned after, kept (a response undrained) until the retry is
+    /// admitted: if the breaker refuses it, the call returns this outcome, which is what
+    /// happened, rather than a `CircuitOpen` for an attempt that never went out.
+    pending: Option<Outcome>,
 }
+
+/// How an attempt, or the call, ended.
+type Outcome = Result<HttpResponse, Error>;
+
+/// How a call ends without sending its next attempt; boxed, as that is the rare path.
+type Ended = Box<Outcome>;
 
 /// One attempt as sent.
 struct Sent {
     admission: Admission,
     result: Result<HttpResponse, Error>,
     connections_opened: u64,
+    /// The attempt's slot of the host's concurrency limit, given back once the outcome is
+    /// known (see `limit_feedback`).
+    permit: Option<Permit>,
 }
 
 /// A failed attempt that the policy may retry.
@@ -138,6 +167,7 @@ impl CallState {
             sends: 0,
             timings: AttemptTimings::default(),
             trace: None,
+            history: Vec::new(),
         }
     }
 
@@ -157,6 +187,7 @@ impl HopState {
             retries: RetryState::new(Some(deadline)),
             stale_replayed: false,
             carried: None,
+            pending: None,
         }
     }
 }
@@ -190,8 +221,10 @@ impl Engine {
             route,
             hosts: LocalHosts::new(&shared),
             otel: otel.then(|| shared.metrics.otel.shard()),
+            cookies: shared.config.client_jar(),
             shared,
             discard: Cell::new(false),
+            in_call: Cell::new(false),
         }
     }
 
@@ -203,6 +236,12 @@ impl Engine {
         self.conns.opened()
     }
 
+    /// This client's cookie jar: the pool's shared one or its own.
+    #[cfg(feature = "cookies")]
+    pub(crate) fn cookie_jar(&self) -> Option<crate::cookies::CookieJar> {
+        self.cookies.handle()
+    }
+
     /// Marks the client for discarding when it is returned to the pool.
     pub(crate) fn discard_on_return(&self) {
         self.discard.set(true);
@@ -210,6 +249,11 @@ impl Engine {
 
     pub(crate) fn should_discard(&self) -> bool {
         self.discard.get()
+    }
+
+    /// Whether a call is running on this engine (so the caller is one of its callbacks).
+    pub(crate) fn in_call(&self) -> bool {
+        self.in_call.get()
     }
 
     /// The `host:port` key of `uri`, remembered for the last authority.
@@ -224,6 +268,7 @@ impl Engine {
     /// Runs one call: attempts, retries, stale-connection replay and redirects, all within one
     /// deadline, with the host's breaker and retry budget consulted and metrics recorded.
     pub(crate) fn execute(&self, mut call: Call) -> Result<Response, Error> {
+        let _running = InCall::enter(&self.in_call);
         if let Some((name, _)) = &self.shared.config.request_ids {
             if !call.headers.contains_key(name) {
                 let id = HeaderValue::from_str(&new_request_id()).expect("hex digits and dashes");
@@ -268,14 +313,22 @@ impl Engine {
         let mut hop = HopState::new(state.deadline);
         loop {
             let host = &**slot.get_or_insert_with(|| self.host(&call.host));
-            let sent = self.attempt(call, state, &mut hop, host)?;
+            let mut sent = match self.attempt(call, state, &mut hop, host) {
+                Ok(sent) => sent,
+                Err(ended) => return *ended,
+            };
             if self.replay_if_stale(call, state, &mut hop, &sent) {
                 continue;
             }
+            limit_feedback(&mut sent, state.timings.total());
             self.judge(call, host, &sent, state.last_end);
             match self.classify(call, state, policy, sent.result)? {
                 Step::Done(response) => return Ok(response),
                 Step::Redirect(response, next) => {
+                    state.history.push(RedirectHop {
+                        status: response.status(),
+                        url: redact_uri(&call.uri, &call.sensitive_query),
+                    });
                     drain(response);
                     // The next hop may be another host.
                     *slot = None;
@@ -286,7 +339,7 @@ impl Engine {
                 Step::Retry(retry) => {
                     let host = slot.get_or_insert_with(|| self.host(&call.host));
                     match self.plan(call, state, policy, &mut hop, &host.policy.budget, retry) {
-                        Plan::Sleep(delay, retry) => self.sleep(call, state, &hop, delay, retry),
+                        Plan::Sleep(delay, retry) => self.sleep(call, &mut hop, delay, retry),
                         Plan::Stop(outcome) => return outcome,
                     }
                 }
@@ -294,41 +347,39 @@ impl Engine {
         }
     }
 
-    /// Admits and sends one attempt, and records it.
+    /// Admits and sends one attempt, and records it. `Err` is how the call ends without it:
+    /// out of time, refused by pacing, or refused by the breaker (with the outcome a refused
+    /// retry was for).
     fn attempt(
         &self,
         call: &mut Call,
         state: &mut CallState,
         hop: &mut HopState,
         host: &HostLocal,
-    ) -> Result<Sent, Error> {
+    ) -> Result<Sent, Ended> {
         let mut started = state.attempt_start();
-        if hop.carried.is_none() {
-            started = self.pace(call, state, host)?.unwrap_or(started);
+        let replay = hop.carried.is_some();
+        if !replay {
+            started = self
+                .pace(call, state, host)
+                .map_err(|e| Box::new(Err(e)))?
+                .unwrap_or(started);
         }
+        let (permit, started) = self
+            .take_slot(call, state, host, started)
+            .map_err(|e| Box::new(Err(e)))?;
         let remaining = state.deadline.saturating_duration_since(started);
-        if remaining.is_zero() {
-            // A replay that runs out of time still holds its attempt's admission: a half-open
-            // breaker's probe must end with a verdict, or no other probe is let through until
-            // its lease expires. Not knowing is not health: the probe counts as failed.
-            if let Some(carried) = hop.carried.take() {
-                host.policy.breaker.record_at(carried, false, started);
-            }
-            return Err(Error::new(ErrorKind::Timeout(TimeoutPhase::Deadline)));
-        }
-        let admission = match hop.carried.take() {
-            Some(carried) => carried,
-            None => self.admit(call, host, started),
-        };
-        if let Admission::Rejected { retry_in } = admission {
-            return Err(Error::new(ErrorKind::CircuitOpen { retry_in }));
-        }
+        let admission = self.admission(call, state, hop, host, started, remaining)?;
         state.attempts += 1;
+        let number = hop.retries.begin_attempt();
+        // A retry counts when it is sent, not when it is planned; a replay is the same attempt.
+        if number > 1 && !replay {
+            state.retries += 1;
+        }
         if let Some((_, name)) = &self.shared.config.request_ids {
             call.headers
                 .insert(name.clone(), HeaderValue::from(state.retries));
         }
-        let number = hop.retries.begin_attempt();
         log::debug!("{} {}: attempt {number}", call.method, call.host);
         // Through a proxy ureq enforces the deadline: its global timeout equals the default
         // deadline, so only the first send of a call with the default deadline may leave it
@@ -355,18 +406,99 @@ impl Engine {
         state.last_end = Instant::now();
         let took = state.last_end.saturating_duration_since(started);
         let connections_opened = self.conns.opened() - opened_before;
-        let reused = connections_opened == 0;
+        let connected = got_connection(&result);
+        let reused = connected && connections_opened == 0;
         state.timings = self.conns.clock().read(started, number, reused, took);
         span.outcome(span_outcome(&result));
         let status = result.as_ref().ok().map(|r| r.status());
         host.counters
-            .record_attempt(took, connections_opened, status);
+            .record_attempt(took, connections_opened, connected, status);
         self.record_attempt(call, &result, &state.timings);
         Ok(Sent {
             admission,
             result,
             connections_opened,
+            permit,
         })
+    }
+
+    /// The breaker's admission of the next attempt (a replay's is carried over), unless the
+    /// deadline has passed. A retry the breaker refuses ends the call with the outcome the
+    /// retry was planned after (see `HopState::pending`), counted as a refused retry; a first
+    /// attempt it refuses is `CircuitOpen`.
+    fn admission(
+        &self,
+        call: &Call,
+        state: &mut CallState,
+        hop: &mut HopState,
+        host: &HostLocal,
+        started: Instant,
+        remaining: Duration,
+    ) -> Result<Admission, Ended> {
+        if remaining.is_zero() {
+            // A replay that runs out of time still holds its attempt's admission: a half-open
+            // breaker's probe must end with a verdict, or no other probe is let through until
+            // its lease expires. Not knowing is not health: the probe counts as failed.
+            if let Some(carried) = hop.carried.take() {
+                host.policy.breaker.record_at(carried, false, started);
+            }
+            return Err(Box::new(Err(Error::new(ErrorKind::Timeout(
+                TimeoutPhase::Deadline,
+            )))));
+        }
+        let admission = match hop.carried.take() {
+            Some(carried) => carried,
+            None => self.admit(call, host, started),
+        };
+        if let Admission::Rejected { retry_in } = admission {
+            return Err(Box::new(match hop.pending.take() {
+                Some(outcome) => {
+                    state.refused += 1;
+                    log::debug!(
+                        "{}: breaker open, retry refused, returning the last outcome",
+                        call.host
+                    );
+                    outcome
+                }
+                None => Err(Error::new(ErrorKind::CircuitOpen { retry_in })),
+            }));
+        }
+        // Admitted: the outcome the retry was planned after is no longer the call's, and its
+        // connection goes back to the pool before the retry picks one.
+        if let Some(Ok(response)) = hop.pending.take() {
+            drain(response);
+        }
+        Ok(admission)
+    }
+
+    /// Admission by the host's adaptive concurrency limit, before the breaker's (so a probe's
+    /// admission is never held while waiting): a slot, waiting for one up to the deadline.
+    /// Returns the slot and when the attempt starts.
+    fn take_slot(
+        &self,
+        call: &Call,
+        state: &CallState,
+        host: &HostLocal,
+        started: Instant,
+    ) -> Result<(Option<Permit>, Instant), Error> {
+        let Some(limiter) = &host.policy.limiter else {
+            return Ok((None, started));
+        };
+        match limiter.acquire(state.deadline) {
+            Ok((permit, None)) => Ok((Some(permit), started)),
+            Ok((permit, Some(waited))) => {
+                log::debug!(
+                    "{} {}: waited {waited:?} for a slot",
+                    call.method,
+                    call.host
+                );
+                Ok((Some(permit), Instant::now()))
+            }
+            Err(refused) => Err(Error::new(ErrorKind::Overloaded {
+                limit: refused.limit,
+                waited: refused.waited,
+            })),
+        }
     }
 
     /// Admission by the host's rate-limit pacing, before the breaker's: waits for the
@@ -611,7 +743,8 @@ impl Engine {
         followed: u32,
     ) -> Result<Option<Hop>, Error> {
         let config = &self.shared.config;
-        if config.max_redirects == 0 || !response.status().is_redirection() {
+        let max_redirects = call.max_redirects.unwrap_or(config.max_redirects);
+        if max_redirects == 0 || !response.status().is_redirection() {
             return Ok(None);
         }
         let locations: Vec<&str> = response
@@ -627,7 +760,7 @@ impl Engine {
             &call.method,
             config.allow_https_downgrade,
         )?;
-        if hop.is_some() && followed >= config.max_redirects {
+        if hop.is_some() && followed >= max_redirects {
             return Err(Error::new(ErrorKind::TooManyRedirects(followed)));
         }
         Ok(hop)
@@ -668,7 +801,7 @@ impl Engine {
     }
 
     /// Waits before the next attempt; the plan made sure the wait ends before the deadline.
-    fn sleep(&self, call: &Call, state: &mut CallState, hop: &HopState, delay: Duration, r: Retry) {
+    fn sleep(&self, call: &Call, hop: &mut HopState, delay: Duration, r: Retry) {
         let attempt = hop.retries.attempts();
         log::warn!(
             "{} {}: attempt {attempt} failed ({}); retrying in {delay:?}",
@@ -686,11 +819,31 @@ impl Engine {
                 reason: r.reason,
             });
         }
-        if let Ok(response) = r.last {
-            drain(response);
-        }
-        state.retries += 1;
+        // Kept until the retry is admitted (see `HopState::pending`); a response's connection
+        // goes back to the pool then, drained, before the retry is sent.
+        hop.pending = Some(r.last);
         std::thread::sleep(delay);
+    }
+
+    /// Counts a request refused before anything was sent (invalid input) as a call with no
+    /// attempt, under its host, or under [`NO_HOST`] when its URL did not parse, and returns
+    /// its error with that host. Only the metrics shard is looked up: a host nothing was sent
+    /// to gets no breaker or budget.
+    pub(crate) fn refuse(&self, e: Error, host: Option<&str>) -> Error {
+        self.hosts
+            .counters(host.unwrap_or(NO_HOST))
+            .record_call(&CallRecord {
+                latency: Duration::ZERO,
+                retries: 0,
+                retries_refused: 0,
+                stale_replays: 0,
+                redirects: 0,
+                outcome: Err(e.class()),
+            });
+        match host {
+            Some(host) => e.with_host(host),
+            None => e,
+        }
     }
 
     /// Records the finished call and hands the caller its response or error.
@@ -715,7 +868,8 @@ impl Engine {
                     attempts: state.attempts,
                     redirects: state.redirects,
                     counters: host.counters.clone(),
-                    limit: self.shared.config.body_limit,
+                    body: call.download.rules(self.shared.config.body_limit),
+                    history: state.history.clone(),
                     stream: StreamParts {
                         conns: (!self.ureq_timeouts).then(|| self.conns.clone()),
                         serial: self.conns.last_sender(),
@@ -755,10 +909,13 @@ impl Engine {
         let direct = self.route.bypasses(&call.uri);
         self.conns.clear_peer();
         let secrets = self.conns.secrets();
-        let disguised = secrets.begin(&call.uri, &call.headers, &call.sensitive_query);
+        // The jar's cookies for this hop's URL join the headers before they are disguised.
+        let with_cookies = self.cookies.request_headers(&call.uri, &call.headers);
+        let headers = with_cookies.as_ref().unwrap_or(&call.headers);
+        let disguised = secrets.begin(&call.uri, headers, &call.sensitive_query);
         let (uri, headers) = match &disguised {
             Some((uri, headers)) => (uri, headers),
-            None => (&call.uri, &call.headers),
+            None => (&call.uri, headers),
         };
         let mut builder = http::Request::builder()
             .method(call.method.clone())
@@ -790,6 +947,7 @@ impl Engine {
         };
         let mut response = result.map_err(|e| e.with_host(&call.host))?;
         secrets.restore(response.headers_mut());
+        self.cookies.store(&call.uri, response.headers());
         Ok(response)
     }
 
@@ -950,6 +1108,15 @@ impl Engine {
         if host.policy.breaker.state() != BreakerState::Closed {
             return;
         }
+        // Under an adaptive concurrency limit a hedge needs a free slot: it never waits for
+        // one, and gives it back unsampled (the race, not the host, decides its outcome).
+        let slot = match &host.policy.limiter {
+            Some(limiter) => match limiter.try_acquire() {
+                Some(permit) => Some(permit),
+                None => return,
+            },
+            None => None,
+        };
         if !budget.try_withdraw() {
             host.counters.record_hedge_refused();
             log::debug!("{} {}: hedge budget spent", job.call.method, job.call.host);
@@ -970,6 +1137,7 @@ impl Engine {
         // A losing response is dropped unread here: its connection closes.
         drop(job.race.hedge_finish(&self.conns, result, ok));
         self.conns.disarm_abort();
+        drop(slot);
     }
 
     /// Schedules the attempt's next hedge, a delay after this one, if it is due before the
@@ -1011,7 +1179,8 @@ impl Engine {
         let opened = self.conns.opened() - opened_before;
         let timings = self.conns.clock().read(started, 1, opened == 0, took);
         let status = result.as_ref().ok().map(|r| r.status());
-        host.counters.record_attempt(took, opened, status);
+        host.counters
+            .record_attempt(took, opened, got_connection(&result), status);
         self.record_attempt(call, &result, &timings);
         result
     }
@@ -1024,6 +1193,21 @@ impl Engine {
                 delay,
             });
         }
+    }
+}
+
+/// Marks an engine as running a call until dropped (a panicking event handler included).
+struct InCall<'a>(&'a Cell<bool>, bool);
+
+impl<'a> InCall<'a> {
+    fn enter(flag: &'a Cell<bool>) -> InCall<'a> {
+        InCall(flag, flag.replace(true))
+    }
+}
+
+impl Drop for InCall<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
     }
 }
 
@@ -1045,8 +1229,36 @@ fn protocol_version(v: http::Version) -> &'static str {
     }
 }
 
+/// Gives the attempt's concurrency slot back with what its outcome says about the host's load:
+/// a `503`, a `429` or a timeout is a drop; any other response head is a latency sample (from
+/// the request to its head); other failures (refused, TLS, DNS, ...) say nothing about load.
+fn limit_feedback(sent: &mut Sent, took: Duration) {
+    let Some(permit) = sent.permit.take() else {
+        return;
+    };
+    let sample = match &sent.result {
+        Ok(r) if matches!(r.status().as_u16(), 429 | 503) => Sample::Drop,
+        Ok(_) => Sample::Answered(took),
+        Err(e) if e.is_timeout() => Sample::Drop,
+        Err(_) => Sample::Ignore,
+    };
+    permit.complete(sample);
+}
+
 fn too_long(wait: Duration, status: StatusCode) -> Error {
     Error::new(ErrorKind::RetryAfterTooLong { wait, status })
+}
+
+/// Whether an attempt got a connection (new or pooled): all but a failed DNS lookup, connect
+/// or TLS handshake.
+fn got_connection(result: &Result<HttpResponse, Error>) -> bool {
+    !matches!(
+        result.as_ref().map_err(Error::kind),
+        Err(ErrorKind::Dns
+            | ErrorKind::Connect(_)
+            | ErrorKind::Tls(_)
+            | ErrorKind::Timeout(TimeoutPhase::Resolve | TimeoutPhase::Connect))
+    )
 }
 
 /// A failure before any response byte on a connection that may have been closed while idle.

@@ -101,6 +101,14 @@ pub enum ErrorKind {
         /// How long the request would have had to wait.
         wait: Duration,
     },
+    /// The host's adaptive concurrency limit was reached and no slot came free before the
+    /// call's deadline (see [`AdaptiveLimit`](crate::AdaptiveLimit)). Nothing was sent.
+    Overloaded {
+        /// The host's limit when the call gave up.
+        limit: u32,
+        /// How long the call waited for a slot.
+        waited: Duration,
+    },
     /// A scoped worker or worker-pool job panicked.
     Panicked(String),
     /// The work was never started: the caller cancelled a fan-out, or a worker pool was shut
@@ -157,8 +165,9 @@ pub enum TimeoutPhase {
     Response,
     /// Reading the response body.
     Body,
-    /// Waiting for the next server-sent event longer than the stream's idle timeout
-    /// ([`Events::idle_timeout`](crate::Events::idle_timeout)).
+    /// No progress within an idle timeout: no server-sent event within the stream's
+    /// ([`Events::idle_timeout`](crate::Events::idle_timeout)), or no body byte within the
+    /// request's ([`RequestBuilder::body_idle_timeout`](crate::RequestBuilder::body_idle_timeout)).
     Idle,
 }
 
@@ -310,6 +319,7 @@ impl Error {
             ErrorKind::CircuitOpen { .. } => ErrorClass::CircuitOpen,
             ErrorKind::RetryAfterTooLong { .. } => ErrorClass::RetryAfterTooLong,
             ErrorKind::RateLimited { .. } => ErrorClass::RateLimited,
+            ErrorKind::Overloaded { .. } => ErrorClass::Overloaded,
             ErrorKind::Panicked(_) | ErrorKind::Cancelled | ErrorKind::Other => ErrorClass::Other,
         }
     }
@@ -449,6 +459,13 @@ impl fmt::Display for ErrorKind {
                     "rate limited: the next slot is {wait:?} away, past the deadline"
                 )
             }
+            ErrorKind::Overloaded { limit, waited } => {
+                write!(
+                    f,
+                    "overloaded: all {limit} slots of the host's concurrency limit stayed busy \
+                     for {waited:?}, until the deadline"
+                )
+            }
             ErrorKind::Panicked(m) => write!(f, "worker panicked: {m}"),
             ErrorKind::Cancelled => f.write_str("cancelled before it started"),
             ErrorKind::Other => f.write_str("request failed"),
@@ -478,7 +495,7 @@ impl fmt::Display for TimeoutPhase {
             TimeoutPhase::Send => "sending request",
             TimeoutPhase::Response => "awaiting response",
             TimeoutPhase::Body => "reading body",
-            TimeoutPhase::Idle => "no event within the stream's idle timeout",
+            TimeoutPhase::Idle => "no progress within the idle timeout",
         })
     }
 }
@@ -670,7 +687,7 @@ pub(crate) fn tls_failure(e: &rustls::Error) -> TlsFailure {
 /// use http_sentinel::error::ErrorClass;
 ///
 /// assert_eq!(ErrorClass::TooManyRedirects.as_str(), "too_many_redirects");
-/// assert_eq!(ErrorClass::ALL.len(), 17);
+/// assert_eq!(ErrorClass::ALL.len(), 18);
 /// assert!(ErrorClass::ALL.contains(&ErrorClass::Timeout));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -704,6 +721,8 @@ pub enum ErrorClass {
     RetryAfterTooLong,
     /// Pacing would have held the request past its deadline.
     RateLimited,
+    /// The host's adaptive concurrency limit had no slot before the deadline.
+    Overloaded,
     /// The request could not be built or sent as given.
     InvalidRequest,
     /// The response status was treated as an error.
@@ -729,6 +748,7 @@ impl ErrorClass {
         ErrorClass::CircuitOpen,
         ErrorClass::RetryAfterTooLong,
         ErrorClass::RateLimited,
+        ErrorClass::Overloaded,
         ErrorClass::InvalidRequest,
         ErrorClass::Status,
         ErrorClass::Other,
@@ -763,6 +783,7 @@ impl ErrorClass {
             ErrorClass::CircuitOpen => "circuit_open",
             ErrorClass::RetryAfterTooLong => "retry_after_too_long",
             ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Overloaded => "overloaded",
             ErrorClass::InvalidRequest => "invalid_request",
             ErrorClass::Status => "status",
             ErrorClass::Other => "other",

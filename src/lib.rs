@@ -12,7 +12,12 @@ pub use ureq::http;
 pub mod breaker;
 mod call;
 mod client;
+pub mod concurrency;
 mod config;
+mod cookies;
+mod decode;
+mod dns;
+mod download;
 mod engine;
 pub mod error;
 pub mod events;
@@ -21,6 +26,7 @@ pub mod hedge;
 mod identity;
 mod job;
 pub mod metrics;
+pub mod multipart;
 pub mod pacing;
 mod pool;
 mod reconnect;
@@ -39,7 +45,15 @@ pub mod workers;
 
 pub use breaker::BreakerConfig;
 pub use client::Client;
+pub use concurrency::AdaptiveLimit;
 pub use config::{PoolConfig, PoolConfigBuilder, Proxy};
+/// The `cookie_store` crate the jar is built on (feature `cookies`), re-exported for its
+/// [`CookieStore`](cookie_store::CookieStore) type in [`CookieJar::lock`].
+#[cfg(feature = "cookies")]
+pub use cookie_store;
+#[cfg(feature = "cookies")]
+pub use cookies::CookieJar;
+pub use dns::Resolver;
 pub use error::{Error, ErrorKind};
 pub use events::EventHandler;
 pub use fanout::FanOut;
@@ -49,6 +63,7 @@ pub use metrics::{HostStats, Stats};
 pub use pacing::Pacing;
 pub use pool::{Checkout, ClientPool, ScopedClient};
 pub use reconnect::EventSource;
+pub use redirect::RedirectHop;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use redirect::{fuzz_resolve, fuzz_same_origin};

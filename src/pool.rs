@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::ops::Deref;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -270,6 +271,8 @@ impl ClientPool {
         let shared = &self.inner.shared;
         let mut stats = shared.metrics.snapshot(self.state());
         stats.set_breakers(shared.breakers.states());
+        let limits = shared.concurrency_limits().into_iter();
+        stats.set_concurrency(limits.map(|(host, l)| (host, l.limit, l.in_flight)));
         stats
     }
 
@@ -324,7 +327,9 @@ impl ClientPool {
     ///
     /// Each thread that calls it holds one client, so a pool needs `max_clients` at least the
     /// number of such threads; beyond that, callers wait up to the checkout timeout. A nested
-    /// call on the same thread checks out a second client.
+    /// call on the same thread gets the same client: a thread holds one client per pool. Only
+    /// a call from inside one of that client's calls (an [`EventHandler`](crate::EventHandler)
+    /// method) gets another client, checked out for the nested call alone.
     ///
     /// # Errors
     ///
@@ -349,21 +354,26 @@ impl ClientPool {
     pub fn with_client<R>(&self, f: impl FnOnce(&Client) -> R) -> Result<R, Error> {
         let id = self.inner.id;
         let held = LOCAL
-            .try_with(|l| {
-                let mut l = l.borrow_mut();
-                let at = l.iter().position(|c| c.pool.id == id)?;
-                Some(l.swap_remove(at))
-            })
+            .try_with(|l| l.borrow().iter().find(|c| c.pool.id == id).cloned())
             .ok()
             .flatten();
         let checkout = match held {
+            // Mid-call (an event handler of that very client): a client of its own, for now.
+            Some(c) if c.in_call() => {
+                let own = self.checkout()?;
+                return Ok(f(&own));
+            }
             Some(c) => c,
-            None => self.checkout()?,
+            None => {
+                let c = Rc::new(self.checkout()?);
+                // Held before `f` runs, so that a nested call finds it instead of checking
+                // out a second client that later calls would alternate with.
+                let _ = LOCAL.try_with(|l| l.borrow_mut().push(Rc::clone(&c)));
+                c
+            }
         };
-        // A panic in `f` drops `checkout` while unwinding, which discards the client.
-        let result = f(&checkout);
-        let _ = LOCAL.try_with(|l| l.borrow_mut().push(checkout));
-        Ok(result)
+        let _unwinding = DiscardOnPanic(&checkout);
+        Ok(f(&checkout))
     }
 
     /// Returns this thread's [`with_client`](ClientPool::with_client) client to the pool now
@@ -468,7 +478,21 @@ pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Vec<Checkout>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: RefCell<Vec<Rc<Checkout>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// While `with_client`'s `f` runs: if it panics, the thread's client is discarded and let go,
+/// even when an outer `f` catches the panic and keeps the client for a while.
+struct DiscardOnPanic<'a>(&'a Rc<Checkout>);
+
+impl Drop for DiscardOnPanic<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        self.0.discard_on_return();
+        let _ = LOCAL.try_with(|l| l.borrow_mut().retain(|c| !Rc::ptr_eq(c, self.0)));
+    }
 }
 
 impl PoolInner {

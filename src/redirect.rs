@@ -24,6 +24,45 @@ pub(crate) struct Hop {
     pub(crate) cross_origin: bool,
 }
 
+/// One redirect a call followed, from [`Response::redirect_history`](crate::Response::redirect_history):
+/// the URL that answered with a redirect, and its status.
+///
+/// The URL is shown as [`Response::url`](crate::Response::url) shows one: never with a
+/// password (userinfo travels as an `Authorization` header, and one in a `Location` is
+/// dropped), the values of the request's
+/// [`sensitive_query`](crate::RequestBuilder::sensitive_query) parameters as `***`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use http_sentinel::{ClientPool, PoolConfig};
+///
+/// let pool = ClientPool::new(PoolConfig::default())?;
+/// let response = pool.checkout()?.get("http://127.0.0.1:8080/old").send()?;
+/// for hop in response.redirect_history() {
+///     println!("{} {}", hop.status().as_u16(), hop.url());
+/// }
+/// println!("answered by {}", response.url());
+/// # Ok::<(), http_sentinel::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectHop {
+    pub(crate) status: StatusCode,
+    pub(crate) url: Uri,
+}
+
+impl RedirectHop {
+    /// The redirect's status (301, 302, 303, 307 or 308).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The URL that answered with the redirect, redacted as [`Response::url`](crate::Response::url) is.
+    pub fn url(&self) -> &Uri {
+        &self.url
+    }
+}
+
 /// Decides the next hop for a redirect `status` with the response's `Location` values, or
 /// `None` when the status is not a followable redirect (304, 300, a 3xx without `Location` is
 /// returned to the caller).

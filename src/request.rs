@@ -10,8 +10,10 @@ use ureq::http::header::{Entry, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::call::{Body, Call};
+use crate::download::BodySettings;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::multipart::{Encoded, Form};
 use crate::response::Response;
 use crate::retry::RetryPolicy;
 use crate::url;
@@ -52,6 +54,8 @@ pub struct RequestBuilder<'c> {
     body: Body,
     timeout: Option<Duration>,
     policy: Option<RetryPolicy>,
+    download: BodySettings,
+    max_redirects: Option<u32>,
     error: Option<Error>,
 }
 
@@ -98,6 +102,8 @@ impl<'c> RequestBuilder<'c> {
             body: Body::None,
             timeout: None,
             policy: None,
+            download: BodySettings::default(),
+            max_redirects: None,
             error,
         }
     }
@@ -378,6 +384,48 @@ impl<'c> RequestBuilder<'c> {
         self
     }
 
+    /// Sets the body to `form`, encoded as `multipart/form-data` with its random boundary,
+    /// and the matching `Content-Type`. A form of text and bytes parts is kept, so the
+    /// request can be retried and re-sent on a 307/308 redirect; a form with a file or reader
+    /// part is streamed, sent once and never retried (as [`body_reader`](Self::body_reader)),
+    /// with a `Content-Length` when every part's length is known.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::multipart::{Form, Part};
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let form = Form::new()
+    ///     .text("purpose", "fine-tune")
+    ///     .part("file", Part::file("train.jsonl")?.mime_str("application/jsonl")?);
+    /// let response = client.post("http://127.0.0.1:8080/v1/files").multipart(form).send()?;
+    /// # let _ = response;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn multipart(mut self, form: Form) -> Self {
+        let content_type = form.content_type();
+        match form.encode() {
+            Encoded::Bytes(b) => self.body = Body::Bytes(Arc::from(b)),
+            Encoded::Stream(reader, len) => {
+                self.body = Body::Stream(Some(reader));
+                if let Some(len) = len {
+                    self.headers
+                        .insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+                }
+            }
+        }
+        match HeaderValue::try_from(content_type) {
+            Ok(v) => {
+                self.headers.insert(http::header::CONTENT_TYPE, v);
+            }
+            Err(_) => self.set_error(Error::invalid("multipart: invalid boundary")),
+        }
+        self
+    }
+
     /// Sets `Authorization: Bearer <token>`, replacing any `Authorization` set before. The
     /// value is a credential: redacted from `Debug`, errors and logs, and dropped on a
     /// redirect to another origin. A token with CR, LF or NUL makes `send` fail with
@@ -501,11 +549,145 @@ impl<'c> RequestBuilder<'c> {
         self
     }
 
+    /// Sets this response's body limit, in place of the pool's
+    /// ([`PoolConfigBuilder::body_limit`](crate::PoolConfigBuilder::body_limit)), tighter or
+    /// looser: [`bytes`](Response::bytes), [`text`](Response::text), `json`,
+    /// [`into_reader`](Response::into_reader) and each line of [`events`](Response::events)
+    /// fail with [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge) past it (at
+    /// once when the `Content-Length` declares more). Replaces a
+    /// [`no_body_limit`](Self::no_body_limit) set before. Defaults to the pool's limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // A 64 MiB model card, on a pool that keeps 10 MiB for everything else.
+    /// let card = client
+    ///     .get("http://127.0.0.1:8080/models/7/card")
+    ///     .body_limit(64 * 1024 * 1024)
+    ///     .send()?
+    ///     .bytes()?;
+    /// # let _ = card;
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn body_limit(mut self, bytes: u64) -> Self {
+        self.download.limit = Some(bytes);
+        self.download.unlimited_reader = false;
+        self
+    }
+
+    /// Lifts the body limit for [`Response::into_reader`] only, for a download of any size
+    /// streamed to a file. Everything that holds the body in memory keeps a limit:
+    /// [`bytes`](Response::bytes), [`text`](Response::text), `json` and the lines of
+    /// [`events`](Response::events) still stop at the pool's limit (or the one given to
+    /// [`body_limit`](Self::body_limit) before). The call's deadline still bounds the body
+    /// unless [`body_idle_timeout`](Self::body_idle_timeout) replaces it. Defaults to off:
+    /// every body has a limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/images/disk.img")
+    ///     .no_body_limit()
+    ///     .body_idle_timeout(Duration::from_secs(30))
+    ///     .send()?
+    ///     .error_for_status()?;
+    /// let mut file = std::fs::File::create("disk.img")?;
+    /// std::io::copy(&mut response.into_reader(), &mut file)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn no_body_limit(mut self) -> Self {
+        self.download.unlimited_reader = true;
+        self
+    }
+
+    /// Bounds the response body by stalls instead of by the call's deadline: the deadline
+    /// covers the call up to the response head, and from then on each read of the body
+    /// ([`into_reader`](Response::into_reader), [`bytes`](Response::bytes), `text`, `json`)
+    /// fails with [`TimeoutPhase::Idle`](crate::error::TimeoutPhase::Idle) once no byte has
+    /// come for `idle`, however long the body has been running. A body that keeps coming is
+    /// bounded only by its limit (see [`no_body_limit`](Self::no_body_limit)); a
+    /// [`timeout`](Self::timeout) set on the request itself still bounds the whole body, as
+    /// it does an event stream's. Through a proxy, the pool's deadline bounds the body too.
+    /// Defaults to none: the call's deadline bounds the body.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// // 30 s (the pool's deadline) to the head; then as long as bytes keep coming.
+    /// let response = client
+    ///     .get("http://127.0.0.1:8080/export.csv")
+    ///     .body_limit(2 * 1024 * 1024 * 1024)
+    ///     .body_idle_timeout(Duration::from_secs(10))
+    ///     .send()?;
+    /// std::io::copy(&mut response.into_reader(), &mut std::io::sink())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn body_idle_timeout(mut self, idle: Duration) -> Self {
+        self.download.idle = Some(idle);
+        self
+    }
+
+    /// Follows at most `max` redirects for this call, in place of the pool's
+    /// ([`PoolConfigBuilder::max_redirects`](crate::PoolConfigBuilder::max_redirects)): one
+    /// more is [`ErrorKind::TooManyRedirects`](crate::ErrorKind::TooManyRedirects); 0 returns
+    /// the first redirect as the response. Defaults to the pool's limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client.get("http://127.0.0.1:8080/short/abc").redirects(2).send()?;
+    /// println!("{} hops to {}", response.redirect_history().len(), response.url());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn redirects(mut self, max: u32) -> Self {
+        self.max_redirects = Some(max);
+        self
+    }
+
+    /// Follows no redirect for this call: a 3xx is the response, its `Location` for the
+    /// caller to read. The same as [`redirects(0)`](Self::redirects).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{http::header::LOCATION, ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let client = pool.checkout()?;
+    /// let response = client.get("http://127.0.0.1:8080/login").no_redirects().send()?;
+    /// if response.status().is_redirection() {
+    ///     println!("to {:?}", response.header(LOCATION));
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn no_redirects(self) -> Self {
+        self.redirects(0)
+    }
+
     /// Validates the request as `send` would, without sending it. For fuzzing only.
     #[cfg(feature = "fuzzing")]
     #[doc(hidden)]
     pub fn validate(self) -> Result<(), Error> {
-        self.prepare().map(drop)
+        self.prepare().map(drop).map_err(|(e, _)| e)
     }
 
     /// Sends the request and returns the response head; the body is read through
@@ -515,7 +697,10 @@ impl<'c> RequestBuilder<'c> {
     /// # Errors
     ///
     /// Invalid input, DNS, connect, TLS, timeout, protocol and redirect failures, each as its
-    /// [`ErrorKind`](crate::ErrorKind), with the host and the number of attempts.
+    /// [`ErrorKind`](crate::ErrorKind), with the host and the number of attempts. A request
+    /// refused before anything is sent (invalid input) is still a call in
+    /// [`Stats`](crate::Stats): one with no attempt, counted under its host, or under `-` when
+    /// its URL did not parse.
     ///
     /// # Examples
     ///
@@ -531,14 +716,54 @@ impl<'c> RequestBuilder<'c> {
     /// ```
     pub fn send(self) -> Result<Response, Error> {
         let engine = self.engine;
-        let call = self.prepare()?;
-        engine.execute(call)
+        match self.prepare() {
+            Ok(call) => engine.execute(call),
+            Err((e, host)) => Err(engine.refuse(e, host.as_deref())),
+        }
     }
 
-    fn prepare(mut self) -> Result<Call, Error> {
+    /// The call to send, or why it cannot be sent and the host it was for (when the URL
+    /// parsed), so that the refusal is counted under it.
+    fn prepare(mut self) -> Result<Call, (Error, Option<String>)> {
+        let target = self.target();
+        let (uri, userinfo) = match url::parse(&target, &self.sensitive_query) {
+            Ok(parsed) => parsed,
+            // An invalid method or header set earlier is reported first, as it was found first.
+            Err(e) => return Err((self.error.take().unwrap_or(e), None)),
+        };
+        let host = self.engine.host_key(&uri);
         if let Some(e) = self.error.take() {
-            return Err(e);
+            return Err((e, Some(host)));
         }
+        if let Some(userinfo) = userinfo {
+            if !self.headers.contains_key(AUTHORIZATION) {
+                match url::basic_auth(&userinfo) {
+                    Ok(value) => self.headers.insert(AUTHORIZATION, value),
+                    Err(e) => return Err((e, Some(host))),
+                };
+            }
+        }
+        let config = &self.engine.shared().config;
+        config.apply_default_headers(&mut self.headers, &mut self.sensitive);
+        let deadline = config.deadline;
+        Ok(Call {
+            host,
+            method: self.method,
+            uri,
+            headers: self.headers,
+            sensitive: self.sensitive,
+            sensitive_query: self.sensitive_query,
+            body: self.body,
+            timeout: self.timeout.unwrap_or(deadline),
+            custom_timeout: self.timeout.is_some(),
+            policy: self.policy,
+            download: self.download,
+            max_redirects: self.max_redirects,
+        })
+    }
+
+    /// The URL with the pairs added by [`query`](Self::query).
+    fn target(&mut self) -> String {
         let mut target = std::mem::take(&mut self.url);
         if !self.query.is_empty() {
             // A fragment is never sent (RFC 9110 §4.2.4): the pairs added by `query()` go
@@ -549,27 +774,6 @@ impl<'c> RequestBuilder<'c> {
             target.push(if target.contains('?') { '&' } else { '?' });
             target.push_str(&self.query);
         }
-        let (uri, userinfo) = url::parse(&target, &self.sensitive_query)?;
-        if let Some(userinfo) = userinfo {
-            if !self.headers.contains_key(AUTHORIZATION) {
-                self.headers
-                    .insert(AUTHORIZATION, url::basic_auth(&userinfo)?);
-            }
-        }
-        let config = &self.engine.shared().config;
-        config.apply_default_headers(&mut self.headers, &mut self.sensitive);
-        let deadline = config.deadline;
-        Ok(Call {
-            host: self.engine.host_key(&uri),
-            method: self.method,
-            uri,
-            headers: self.headers,
-            sensitive: self.sensitive,
-            sensitive_query: self.sensitive_query,
-            body: self.body,
-            timeout: self.timeout.unwrap_or(deadline),
-            custom_timeout: self.timeout.is_some(),
-            policy: self.policy,
-        })
+        target
     }
 }

@@ -1,29 +1,36 @@
 //! `Response`: the status and headers of a finished call, and its body, read within the body
 //! limit and the call's deadline.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use ureq::http::header::AsHeaderName;
 use ureq::http::{self, HeaderMap, StatusCode, Uri, Version};
 
 use crate::call::Call;
-use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
+use crate::decode::Decoded;
+use crate::download::{into_error, BodyReader, BodyRules, IdleDeadline};
+use crate::error::{Error, ErrorKind};
 use crate::events::{BodyEvent, EventHandler};
 use crate::metrics::HostCounters;
-use crate::stream::{Events, Origin};
+use crate::redirect::RedirectHop;
+use crate::stream::{Events, Origin, DEFAULT_IDLE_TIMEOUT};
 use crate::telemetry::AttemptTimings;
 use crate::transport::Connections;
 use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
 /// [`bytes`](Response::bytes), [`json`](Response::json) or
-/// [`into_reader`](Response::into_reader), within the pool's body limit and the call's
-/// deadline. Read the body to its end for the connection to be reused.
+/// [`into_reader`](Response::into_reader), within the body limit (the pool's, or the
+/// request's own: [`RequestBuilder::body_limit`](crate::RequestBuilder::body_limit)) and the
+/// call's deadline (or the request's
+/// [`body_idle_timeout`](crate::RequestBuilder::body_idle_timeout)). Read the body to its end
+/// for the connection to be reused.
 ///
 /// # Examples
 ///
@@ -46,7 +53,8 @@ pub struct Response {
     attempts: u32,
     redirects: u32,
     body: ureq::Body,
-    limit: u64,
+    rules: BodyRules,
+    history: Vec<RedirectHop>,
     counters: Arc<CachePadded<HostCounters>>,
     timings: AttemptTimings,
     events: Option<Arc<dyn EventHandler>>,
@@ -75,6 +83,18 @@ pub(crate) struct StreamParts {
     pub(crate) deadline: Option<Instant>,
 }
 
+impl StreamParts {
+    /// Takes the body's connection out of the call's deadline, under `idle` (`None` through
+    /// a proxy).
+    fn idle_deadline(&self, idle: Duration, what: &'static str) -> IdleDeadline {
+        let lease = self
+            .conns
+            .as_ref()
+            .map(|c| c.stream_deadline(self.serial, self.deadline));
+        IdleDeadline::new(lease, idle, self.deadline, what)
+    }
+}
+
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Response")
@@ -91,7 +111,10 @@ pub(crate) struct Finished {
     pub(crate) attempts: u32,
     pub(crate) redirects: u32,
     pub(crate) counters: Arc<CachePadded<HostCounters>>,
-    pub(crate) limit: u64,
+    /// The body's limits and idle timeout.
+    pub(crate) body: BodyRules,
+    /// The redirects followed, redacted.
+    pub(crate) history: Vec<RedirectHop>,
     pub(crate) timings: AttemptTimings,
     pub(crate) events: Option<Arc<dyn EventHandler>>,
     pub(crate) stream: StreamParts,
@@ -132,7 +155,8 @@ impl Response {
             attempts: f.attempts,
             redirects: f.redirects,
             body,
-            limit: f.limit,
+            rules: f.body,
+            history: f.history,
             counters: f.counters,
             timings: f.timings,
             events: f.events,
@@ -271,25 +295,18 @@ impl Response {
     /// # Ok::<(), http_sentinel::Error>(())
     /// ```
     pub fn events(self) -> Events {
-        let lease = self
-            .stream
-            .conns
-            .as_ref()
-            .map(|c| c.stream_deadline(self.stream.serial, self.stream.deadline));
+        let idle = self.stream.idle_deadline(
+            self.rules.idle.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            "server-sent event",
+        );
         let origin = Origin {
             host: self.host,
             attempts: self.attempts,
             redirects: self.redirects,
             request_id: self.request_id,
-            limit: self.limit,
+            limit: self.rules.limit,
         };
-        Events::new(
-            self.body,
-            lease,
-            self.stream.deadline,
-            origin,
-            self.counters,
-        )
+        Events::new(self.body, idle, origin, self.counters)
     }
 
     /// How many attempts the call made (1 when it succeeded first time).
@@ -324,6 +341,51 @@ impl Response {
     /// ```
     pub fn redirects(&self) -> u32 {
         self.redirects
+    }
+
+    /// The redirects the call followed, in order: each one's status and the URL that
+    /// answered with it, redacted as [`url`](Response::url) is (no password; the request's
+    /// [`sensitive_query`](crate::RequestBuilder::sensitive_query) values as `***`). The URL
+    /// that gave this response is [`url`](Response::url), not in the list. Empty when no
+    /// redirect was followed (with
+    /// [`no_redirects`](crate::RequestBuilder::no_redirects), a 3xx is this response).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/moved").send()?;
+    /// for hop in response.redirect_history() {
+    ///     println!("{} from {}", hop.status(), hop.url());
+    /// }
+    /// assert_eq!(response.redirect_history().len() as u32, response.redirects());
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn redirect_history(&self) -> &[RedirectHop] {
+        &self.history
+    }
+
+    /// The body's length as its `Content-Length` declares it, when it does: `None` for a
+    /// chunked or close-delimited body, a response without a body (`HEAD`, 204, 304), and a
+    /// body the client decompresses (the declared length is not the length read).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// let response = pool.checkout()?.get("http://127.0.0.1:8080/big.iso").send()?;
+    /// match response.content_length() {
+    ///     Some(n) => println!("{n} bytes to come"),
+    ///     None => println!("length unknown"),
+    /// }
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn content_length(&self) -> Option<u64> {
+        self.body.content_length()
     }
 
     /// The HTTP version the server answered with (`HTTP/1.1` or `HTTP/1.0`).
@@ -413,12 +475,17 @@ impl Response {
         }
     }
 
-    fn body_error(&self, e: ureq::Error) -> Error {
-        from_ureq(e, true)
-            .deadline_as(TimeoutPhase::Body)
-            .with_host(&self.host)
+    fn body_error(&self, e: Error) -> Error {
+        e.with_host(&self.host)
             .with_attempts(self.attempts, self.redirects)
             .with_request_id(self.request_id.as_deref())
+    }
+
+    /// The body's idle timeout, when the request set one: from now on it, not the call's
+    /// deadline, bounds the body's reads.
+    fn body_idle(&self) -> Option<IdleDeadline> {
+        let idle = self.rules.idle?;
+        Some(self.stream.idle_deadline(idle, "body byte"))
     }
 
     /// Reads the whole body as bytes.
@@ -442,17 +509,28 @@ impl Response {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bytes(mut self) -> Result<Vec<u8>, Error> {
-        if let Some(e) = self.declared_too_large() {
+        if let Some(e) = self.declared_too_large(Some(self.rules.limit)) {
             return Err(e);
         }
-        let limit = self.limit;
-        let hint = self.body.content_length();
+        let limit = self.rules.limit;
+        // The declared length of a coded body is its coded length: no hint of the decoded one.
+        let hint = (!self.headers.contains_key(http::header::CONTENT_ENCODING))
+            .then(|| self.body.content_length())
+            .flatten();
         let started = self.events.is_some().then(Instant::now);
-        let r = read_within(
-            &mut self.body.with_config().limit(limit).reader(),
-            limit,
-            hint,
-        );
+        let mut reader = BodyReader {
+            refused: None,
+            idle: self.body_idle(),
+            inner: Decoded::new(
+                self.body.with_config().limit(limit).reader(),
+                &self.headers,
+                limit,
+            ),
+            host: Cow::Borrowed(&self.host),
+            counters: None,
+        };
+        let r = read_within(&mut reader, limit, hint);
+        drop(reader);
         if let (Some(h), Some(started)) = (&self.events, started) {
             h.on_body(&BodyEvent {
                 host: self.host.clone(),
@@ -462,7 +540,7 @@ impl Response {
                 ok: r.is_ok(),
             });
         }
-        let bytes = r.map_err(|e| self.body_error(ureq::Error::from(e)))?;
+        let bytes = r.map_err(|e| self.body_error(into_error(e)))?;
         self.counters.record_body_bytes(bytes.len() as u64);
         Ok(bytes)
     }
@@ -470,13 +548,13 @@ impl Response {
     /// A body whose `Content-Length` is over the limit fails before a byte of it is read:
     /// reading up to the limit first would only spend time and memory on a body that is
     /// refused anyway, and the error names what the server declared.
-    fn declared_too_large(&self) -> Option<Error> {
+    fn declared_too_large(&self, limit: Option<u64>) -> Option<Error> {
         let declared = self.body.content_length()?;
-        (declared > self.limit).then(|| {
-            Error::new(ErrorKind::BodyTooLarge(self.limit))
+        let limit = limit?;
+        (declared > limit).then(|| {
+            Error::new(ErrorKind::BodyTooLarge(limit))
                 .with_source(format!(
-                    "content-length declares {declared} bytes, over the {} byte limit",
-                    self.limit
+                    "content-length declares {declared} bytes, over the {limit} byte limit"
                 ))
                 .with_host(&self.host)
                 .with_attempts(self.attempts, self.redirects)
@@ -539,9 +617,12 @@ impl Response {
         })
     }
 
-    /// The body as a reader, limited to the body limit. Errors surface as `io::Error`s whose
-    /// inner error is the crate's [`Error`]; a `Content-Length` over the limit fails the first
-    /// read with [`ErrorKind::BodyTooLarge`].
+    /// The body as a reader, limited to the body limit (none after
+    /// [`RequestBuilder::no_body_limit`](crate::RequestBuilder::no_body_limit)) and bounded by
+    /// the call's deadline or the request's
+    /// [`body_idle_timeout`](crate::RequestBuilder::body_idle_timeout). Errors surface as
+    /// `io::Error`s whose inner error is the crate's [`Error`]; a `Content-Length` over the
+    /// limit fails the first read with [`ErrorKind::BodyTooLarge`].
     ///
     /// # Examples
     ///
@@ -555,11 +636,20 @@ impl Response {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_reader(self) -> impl Read + Send + 'static {
+        let limit = self.rules.reader_limit;
         BodyReader {
-            refused: self.declared_too_large(),
-            inner: self.body.into_with_config().limit(self.limit).reader(),
-            host: self.host,
-            counters: self.counters,
+            refused: self.declared_too_large(limit),
+            idle: self.body_idle(),
+            inner: Decoded::new(
+                self.body
+                    .into_with_config()
+                    .limit(limit.unwrap_or(u64::MAX))
+                    .reader(),
+                &self.headers,
+                limit.unwrap_or(u64::MAX),
+            ),
+            host: Cow::Owned(self.host),
+            counters: Some(self.counters),
         }
     }
 }
@@ -603,32 +693,5 @@ fn read_within(reader: &mut impl Read, limit: u64, hint: Option<u64>) -> std::io
             out.reserve_exact(target.max(need) - out.len());
         }
         out.extend_from_slice(&chunk[..n]);
-    }
-}
-
-struct BodyReader {
-    /// Returned by the first read: the declared length is over the limit.
-    refused: Option<Error>,
-    inner: ureq::BodyReader<'static>,
-    host: String,
-    counters: Arc<CachePadded<HostCounters>>,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if let Some(e) = self.refused.take() {
-            // Every later read fails too: the body is not read at all.
-            self.refused = Some(Error::new(e.kind().clone()).with_host(&self.host));
-            return Err(e.into());
-        }
-        // ureq hands out its own errors wrapped in an io::Error and plain io errors (a
-        // truncated body's UnexpectedEof) as they are: both become the crate's Error, wrapped
-        // in an io::Error of the matching kind.
-        let n = self.inner.read(buf).map_err(|e| {
-            let e = from_ureq(ureq::Error::from(e), true).deadline_as(TimeoutPhase::Body);
-            std::io::Error::from(e.with_host(&self.host))
-        })?;
-        self.counters.record_body_bytes(n as u64);
-        Ok(n)
     }
 }

@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 use ureq::http::Uri;
 
 use crate::breaker::{Breakers, CircuitBreaker};
+use crate::concurrency::{HostLimiter, LimitSnapshot};
 use crate::config::PoolConfig;
 use crate::error::Error;
 use crate::events::EventHandler;
@@ -45,6 +46,8 @@ pub(crate) struct HostPolicy {
     pub(crate) pacer: Option<Arc<HostPacer>>,
     /// The host's hedge budget and delay, when the pool hedges.
     pub(crate) hedge: Option<Arc<HostHedge>>,
+    /// The host's adaptive concurrency limit, when the pool has one.
+    pub(crate) limiter: Option<Arc<HostLimiter>>,
 }
 
 impl Shared {
@@ -97,8 +100,21 @@ impl Shared {
                     .hedge
                     .as_ref()
                     .map(|h| Arc::new(HostHedge::new(h))),
+                limiter: self
+                    .config
+                    .adaptive_concurrency
+                    .as_ref()
+                    .map(|c| Arc::new(HostLimiter::new(c))),
             })
             .clone()
+    }
+
+    /// The learned concurrency limit of every host that has one, as `(host, snapshot)`.
+    pub(crate) fn concurrency_limits(&self) -> Vec<(String, LimitSnapshot)> {
+        let read = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
+        read.iter()
+            .filter_map(|(host, p)| Some((host.clone(), p.limiter.as_ref()?.snapshot())))
+            .collect()
     }
 }
 
@@ -161,6 +177,17 @@ impl LocalHosts {
             hosts.insert(key.to_owned(), HostLocal { policy, counters });
         }
         Ref::map(self.hosts.borrow(), |m| &m[key])
+    }
+}
+
+impl LocalHosts {
+    /// This client's metrics shard for `key`, without the host's pool-wide policy state (for
+    /// a request refused before it was sent, which concerns no breaker or budget).
+    pub(crate) fn counters(&self, key: &str) -> Arc<CachePadded<HostCounters>> {
+        if let Some(found) = self.hosts.borrow().get(key) {
+            return Arc::clone(&found.counters);
+        }
+        self.recorder.borrow_mut().host_arc(key)
     }
 }
 

@@ -3,15 +3,14 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
+use crate::download::IdleDeadline;
+use crate::error::{Error, ErrorKind};
 use crate::metrics::HostCounters;
-use crate::retry::later;
 use crate::sse::{Event, Parser};
-use crate::transport::StreamDeadline;
 
 /// How long a stream may go without an event unless
 /// [`idle_timeout`](Events::idle_timeout) says otherwise.
@@ -62,13 +61,9 @@ pub struct Events {
     reader: ureq::BodyReader<'static>,
     parser: Parser,
     buf: Vec<u8>,
-    /// The stream's connection's own deadline (`None`: through a proxy, ureq's timeouts rule).
-    lease: Option<StreamDeadline>,
-    idle: Duration,
-    /// A deadline set on the request itself, which bounds the stream as a whole.
-    call_deadline: Option<Instant>,
-    /// When the idle timeout runs out, and whether it comes before `call_deadline`.
-    idle_until: Instant,
+    /// The idle timeout between events, bounded by a deadline set on the request itself,
+    /// which covers the stream as a whole.
+    idle: IdleDeadline,
     origin: Origin,
     counters: Arc<CachePadded<HostCounters>>,
     /// An error that ends the stream once the events parsed before it are handed out.
@@ -89,7 +84,7 @@ impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events")
             .field("host", &self.origin.host)
-            .field("idle_timeout", &self.idle)
+            .field("idle_timeout", &self.idle.idle())
             .field("last_event_id", &self.parser.last_event_id())
             .finish_non_exhaustive()
     }
@@ -98,33 +93,28 @@ impl std::fmt::Debug for Events {
 impl Events {
     pub(crate) fn new(
         body: ureq::Body,
-        lease: Option<StreamDeadline>,
-        call_deadline: Option<Instant>,
+        idle: IdleDeadline,
         origin: Origin,
         counters: Arc<CachePadded<HostCounters>>,
     ) -> Events {
         let limit = usize::try_from(origin.limit).unwrap_or(usize::MAX);
-        let mut events = Events {
+        Events {
             reader: body.into_with_config().limit(u64::MAX).reader(),
             parser: Parser::new(limit),
             buf: vec![0; 8 * 1024],
-            lease,
-            idle: DEFAULT_IDLE_TIMEOUT,
-            call_deadline,
-            idle_until: Instant::now(),
+            idle,
             origin,
             counters,
             pending: None,
             done: false,
-        };
-        events.arm();
-        events
+        }
     }
 
     /// How long the stream may go without an event (from the response head to the first
     /// one, and between two): past it the iterator yields a
     /// [`TimeoutPhase::Idle`](crate::error::TimeoutPhase::Idle) timeout and ends. Defaults to
-    /// 60 s.
+    /// the request's [`body_idle_timeout`](crate::RequestBuilder::body_idle_timeout) when it
+    /// set one, else 60 s.
     ///
     /// # Examples
     ///
@@ -139,8 +129,7 @@ impl Events {
     /// # Ok::<(), http_sentinel::Error>(())
     /// ```
     pub fn idle_timeout(mut self, idle: Duration) -> Events {
-        self.idle = idle;
-        self.arm();
+        self.idle.set_idle(idle);
         self
     }
 
@@ -154,38 +143,14 @@ impl Events {
         self.parser.retry()
     }
 
-    /// The idle timeout starts again: an event came (or the stream started).
-    fn arm(&mut self) {
-        self.idle_until = later(Instant::now(), self.idle);
-        let until = match self.call_deadline {
-            Some(d) => d.min(self.idle_until),
-            None => self.idle_until,
-        };
-        if let Some(lease) = &self.lease {
-            lease.set(Some(until));
-        }
-    }
-
     fn fail(&mut self, e: Error) -> Option<Result<Event, Error>> {
         self.done = true;
         // The connection is out of step with the stream: it is not reused.
-        self.lease = None;
+        self.idle.release();
         Some(Err(e
             .with_host(&self.origin.host)
             .with_attempts(self.origin.attempts, self.origin.redirects)
             .with_request_id(self.origin.request_id.as_deref())))
-    }
-
-    /// A failed read as the crate's error: a timeout that the idle timeout (not a deadline
-    /// set on the request) ended is an idle timeout.
-    fn read_error(&self, e: std::io::Error) -> Error {
-        let e = from_ureq(ureq::Error::from(e), true).deadline_as(TimeoutPhase::Body);
-        let idle_first = self.call_deadline.is_none_or(|d| self.idle_until < d);
-        if e.is_timeout() && idle_first && Instant::now() >= self.idle_until {
-            return Error::new(ErrorKind::Timeout(TimeoutPhase::Idle))
-                .with_source(format!("no server-sent event within {:?}", self.idle));
-        }
-        e
     }
 }
 
@@ -195,7 +160,7 @@ impl Iterator for Events {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(event) = self.parser.next_event() {
-                self.arm();
+                self.idle.arm();
                 return Some(Ok(event));
             }
             if let Some(e) = self.pending.take() {
@@ -207,12 +172,13 @@ impl Iterator for Events {
             let n = match self.reader.read(&mut self.buf) {
                 Ok(0) => {
                     self.done = true;
+                    self.idle.release();
                     return None;
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let e = self.read_error(e);
+                    let e = self.idle.read_error(e);
                     return self.fail(e);
                 }
             };

@@ -1082,20 +1082,45 @@ fn resolve_sends_an_http_url_to_the_given_address_with_its_host() {
             );
             assert_eq!(r.path, "/named");
         }
-        let https = run(
+        // The first of several addresses refuses (nothing listens on 127.0.0.2): the next
+        // answers, and %{remote_ip} names it.
+        let two = format!("example.test:{port}:127.0.0.2,127.0.0.1");
+        let (ours, _) = like_curl(
             &[
                 "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{remote_ip}",
                 "--resolve",
-                &entry,
-                &format!("https://example.test:{port}/"),
+                &two,
+                &url,
             ],
-            "",
+            0,
         );
-        assert_eq!(
-            https.code(),
-            4,
-            "no resolver override for https in the library"
-        );
+        assert_eq!(ours.stdout, "127.0.0.1");
+    });
+}
+
+#[test]
+fn resolve_applies_to_https_and_the_certificate_is_checked_against_the_name() {
+    support::scenario(|| {
+        let curls = usize::from(curl(&["--version"]).is_some());
+        // The certificate names 127.0.0.1 only: reached as example.test it does not match.
+        let (addr, pem, server) = tls_server(2 * (1 + curls));
+        let port = addr.port();
+        let ca = temp("resolve-ca.pem");
+        std::fs::write(&ca, &pem).unwrap();
+        let entry = format!("example.test:{port}:127.0.0.1");
+        let named = format!("https://example.test:{port}/");
+        let (ours, _) = like_curl(&["-s", "--cacert", &ca, "--resolve", &entry, &named], 60);
+        assert!(ours.stdout.is_empty());
+        // The same server by its address: trusted.
+        let literal = format!("https://127.0.0.1:{port}/");
+        let (ours, _) = like_curl(&["-s", "--cacert", &ca, "--resolve", &entry, &literal], 0);
+        assert_eq!(ours.stdout, "secure");
+        server.join().unwrap();
+        std::fs::remove_file(&ca).unwrap();
     });
 }
 
@@ -1215,7 +1240,8 @@ fn stats_json_and_table_count_urls_and_show_no_reuse_for_a_host_never_reached() 
             (stats["errors"].clone(), stats["not_sent"].clone()),
             (2.into(), 1.into())
         );
-        assert_eq!(stats["calls"], 3, "the URL never sent is no call");
+        assert_eq!(stats["calls"], 4, "the URL never sent is a call too");
+        assert_eq!(stats["attempts"], 3, "with no attempt");
         let hosts = stats["hosts"].as_array().unwrap();
         let never = hosts
             .iter()
@@ -1241,7 +1267,7 @@ fn stats_json_and_table_count_urls_and_show_no_reuse_for_a_host_never_reached() 
         assert_eq!(row.split_whitespace().nth(9), Some("-"), "{row}");
         assert!(table
             .stderr
-            .contains("(1 never sent, not counted as calls)"));
+            .contains("(1 never sent: calls with no attempt)"));
         let none = run(&["--stats=none"], &lines(&urls[..1]));
         assert_eq!(none.stderr, "");
     });

@@ -1,4 +1,4 @@
-//! Hedged requests over loopback (fault scenarios N?, tests/README.md): which requests are
+//! Hedged requests over loopback (fault scenarios 58-63, tests/README.md): which requests are
 //! hedged, the deadline, the loser's connection, the budget under 32 threads, the breaker.
 //! Checked against the fault server's request and connection logs.
 
@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use http_sentinel::events::{HedgeEvent, HedgeOutcome};
 use http_sentinel::{
-    BreakerConfig, EventHandler, HedgeDelay, HedgePolicy, PoolConfigBuilder, RetryPolicy,
+    AdaptiveLimit, BreakerConfig, EventHandler, HedgeDelay, HedgePolicy, PoolConfigBuilder,
+    RetryPolicy,
 };
 
 mod support;
@@ -293,6 +294,37 @@ fn no_hedge_is_sent_to_a_host_whose_breaker_is_open() {
         assert_eq!(server.requests_to("/slow"), 1, "no hedge of the probe");
         assert_eq!(pool.stats().hedges_sent(), 0);
         drop((client, pool));
+        server.shutdown();
+    });
+}
+
+#[test]
+fn a_hedge_needs_a_free_slot_under_the_concurrency_limit() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .fallback(slow_reply("slow", 300))
+            .start();
+        // One slot per host: the call holds it, so its hedge is not sent (and does not wait).
+        // Two slots: the same call gets its hedge.
+        for (slots, requests) in [(1, 1), (2, 2)] {
+            let limit = AdaptiveLimit::new()
+                .with_initial_limit(slots)
+                .with_bounds(slots, slots);
+            let pool = pool(hedged(20, Duration::from_secs(10)).adaptive_concurrency(limit));
+            let client = pool.checkout().unwrap();
+            let path = format!("/slots-{slots}");
+            let body = client
+                .get(&server.url(&path))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            assert_eq!(body, "slow");
+            let hedges = pool.stats().hedges_sent();
+            assert_eq!(hedges, requests as u64 - 1, "{slots} slot(s)");
+            assert_eq!(server.requests_to(&path), requests, "{slots} slot(s)");
+            drop((client, pool));
+        }
         server.shutdown();
     });
 }

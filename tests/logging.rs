@@ -33,6 +33,7 @@ const LOCATION_QUERY: &str = "locquery-SECRET-2e8d";
 const LOCATION_PASSWORD: &str = "locpw-SECRET-c3d4aa";
 const SET_COOKIE: &str = "setcookie-SECRET-a8e9b7";
 const SET_COOKIE_2: &str = "setcookie2-SECRET-6f5e";
+const JAR_COOKIE: &str = "jarcookie-SECRET-3c7d9e";
 
 /// Every secret, and the Basic form of the URL credentials.
 fn secrets() -> Vec<String> {
@@ -49,6 +50,7 @@ fn secrets() -> Vec<String> {
         LOCATION_PASSWORD,
         SET_COOKIE,
         SET_COOKIE_2,
+        JAR_COOKIE,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -250,6 +252,36 @@ fn plain_http(pool: &ClientPool) {
         .unwrap();
     assert_eq!(response.status(), 302);
     assert_eq!(response.header("location"), Some(cross.as_str()));
+}
+
+/// The cookie jar (feature `cookies`): a `Set-Cookie` on a redirect hop is stored and sent on
+/// the next hop, and no record carries its value (`cookie_store`'s own bulk insert logs each
+/// cookie, value included, at `debug`).
+#[cfg(feature = "cookies")]
+fn cookie_jar() {
+    let server = TestServer::builder()
+        .route(
+            "/login",
+            Behaviour::Respond(
+                Reply::new(302)
+                    .header("Location", "/home")
+                    .header("Set-Cookie", format!("jar={JAR_COOKIE}; Path=/")),
+            ),
+        )
+        .route("/home", Behaviour::Respond(Reply::text(200, "home")))
+        .start();
+    let jar = http_sentinel::CookieJar::shared();
+    let pool = support::pool(support::config(Duration::from_secs(5)).cookie_store(jar));
+    let client = pool.checkout().unwrap();
+    let response = client.get(server.url("/login").as_str()).send().unwrap();
+    assert_eq!(response.redirects(), 1);
+    drop(response);
+    let home = server.requests().pop().unwrap();
+    assert_eq!(home.path, "/home");
+    assert_eq!(
+        home.header("cookie"),
+        Some(format!("jar={JAR_COOKIE}").as_str())
+    );
 }
 
 /// `bearer_auth`, `basic_auth` and a default sensitive header, through a cross-origin
@@ -479,6 +511,12 @@ fn no_secret_reaches_any_log_record_at_trace() {
         take_records();
         request_helpers();
         assert_no_secret("request helpers", &findings(take_records()));
+    });
+    #[cfg(feature = "cookies")]
+    support::scenario(|| {
+        take_records();
+        cookie_jar();
+        assert_no_secret("cookie jar", &findings(take_records()));
     });
     support::scenario(|| {
         take_records();

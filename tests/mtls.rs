@@ -12,6 +12,10 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 
+mod support;
+
+use support::scenario;
+
 struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
@@ -41,8 +45,14 @@ impl Ca {
     }
 }
 
-/// A TLS server requiring a client certificate signed by `client_ca`; answers "mutual".
-fn server(server_ca: &Ca, client_ca: &Ca) -> (SocketAddr, std::thread::JoinHandle<()>) {
+/// A TLS server requiring a client certificate signed by `client_ca`; answers "mutual". It
+/// serves exactly `connections` connections, then ends: join it so that its listener is closed
+/// before `support::scenario` counts descriptors (a server left waiting in `accept` keeps one).
+fn server(
+    server_ca: &Ca,
+    client_ca: &Ca,
+    connections: usize,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let (pem, key) = server_ca.leaf("localhost");
     let cert = CertificateDer::pem_slice_iter(pem.as_bytes())
         .next()
@@ -65,9 +75,8 @@ fn server(server_ca: &Ca, client_ca: &Ca) -> (SocketAddr, std::thread::JoinHandl
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    // Serves exactly three connections (one per case below), then ends.
     let handle = std::thread::spawn(move || {
-        for tcp in listener.incoming().take(3).flatten() {
+        for tcp in listener.incoming().take(connections).flatten() {
             tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
             let conn = rustls::ServerConnection::new(config.clone()).unwrap();
             let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -110,9 +119,10 @@ fn pool(server_ca: &Ca, identity: Option<Identity>) -> ClientPool {
 
 #[test]
 fn a_server_requiring_a_client_certificate_accepts_the_pools_and_refuses_others() {
-    {
+    scenario(|| {
         let (server_ca, client_ca, stranger_ca) = (Ca::new(), Ca::new(), Ca::new());
-        let (addr, server_thread) = server(&server_ca, &client_ca);
+        // One connection per case below.
+        let (addr, server_thread) = server(&server_ca, &client_ca, 3);
         let url = format!("https://localhost:{}/", addr.port());
 
         let (chain, key) = client_ca.leaf("client.test");
@@ -156,37 +166,42 @@ fn a_server_requiring_a_client_certificate_accepts_the_pools_and_refuses_others(
         // name the certificate: a TLS error, typed as such.
         assert!(err.is_tls(), "{err}");
         server_thread.join().unwrap();
-    }
+    });
 }
 
 #[test]
 fn without_built_in_roots_only_the_given_roots_are_trusted() {
-    // The server's CA is not given: with the webpki roots off nothing vouches for it.
-    let (server_ca, client_ca) = (Ca::new(), Ca::new());
-    let other = Ca::new();
-    let (addr, _server) = server(&server_ca, &client_ca);
-    let url = format!("https://localhost:{}/", addr.port());
-    let err = pool(&other, None)
-        .checkout()
-        .unwrap()
-        .get(&url)
-        .send()
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.kind(),
-            ErrorKind::Tls(TlsFailure::UnknownIssuer | TlsFailure::BadCertificate)
-        ),
-        "{err}"
-    );
+    scenario(|| {
+        // The server's CA is not given: with the webpki roots off nothing vouches for it.
+        let (server_ca, client_ca) = (Ca::new(), Ca::new());
+        let other = Ca::new();
+        let (addr, server_thread) = server(&server_ca, &client_ca, 1);
+        let url = format!("https://localhost:{}/", addr.port());
+        let err = pool(&other, None)
+            .checkout()
+            .unwrap()
+            .get(&url)
+            .send()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::Tls(TlsFailure::UnknownIssuer | TlsFailure::BadCertificate)
+            ),
+            "{err}"
+        );
+        server_thread.join().unwrap();
+    });
 }
 
 #[test]
 fn a_key_that_does_not_match_its_certificate_is_refused_when_the_pool_is_built() {
-    let ca = Ca::new();
-    let (chain, _key) = ca.leaf("client.test");
-    let other_key = KeyPair::generate().unwrap().serialize_pem();
-    let identity = Identity::from_pem_parts(chain.as_bytes(), other_key.as_bytes()).unwrap();
-    let err = ClientPool::new(PoolConfig::builder().identity(identity).build()).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::InvalidConfig(_)), "{err}");
+    scenario(|| {
+        let ca = Ca::new();
+        let (chain, _key) = ca.leaf("client.test");
+        let other_key = KeyPair::generate().unwrap().serialize_pem();
+        let identity = Identity::from_pem_parts(chain.as_bytes(), other_key.as_bytes()).unwrap();
+        let err = ClientPool::new(PoolConfig::builder().identity(identity).build()).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::InvalidConfig(_)), "{err}");
+    });
 }

@@ -465,3 +465,30 @@ fn an_https_target_through_an_http_proxy_goes_through_a_connect_tunnel() {
     );
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_resolve_override_connects_to_the_address_and_verifies_the_name() {
+    let ca = Ca::new();
+    let key = KeyPair::generate().unwrap();
+    // Valid for api.example.test only: reached through the override, never through DNS.
+    let params = CertificateParams::new(vec!["api.example.test".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    let server = TlsServer::start(cert.der().clone(), &key);
+    let port = server.addr.port();
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let config = PoolConfig::builder()
+        .add_root_certificate(ca.pem().as_bytes())
+        .resolve("api.example.test", port, [loopback])
+        .resolve("other.example.test", port, [loopback]);
+    let pool = ClientPool::new(config.build()).unwrap();
+    let client = pool.checkout().unwrap();
+    let r = client.get(&server.url("api.example.test")).send().unwrap();
+    assert_eq!(r.remote_addr(), Some(server.addr));
+    assert_eq!(r.text().unwrap(), "secure");
+    // Same address, another name: the certificate is checked against the name, not the address.
+    let err = client
+        .get(&server.url("other.example.test"))
+        .send()
+        .unwrap_err();
+    assert_eq!(tls_kind(&err), TlsFailure::NameMismatch, "{err}");
+}

@@ -12,7 +12,9 @@
 //! So adding a counter is one entry in the list, plus the line in a record method that counts
 //! it.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::time::Duration;
 
 use ureq::http::StatusCode;
@@ -64,7 +66,9 @@ macro_rules! counter_list {
 
             /// All classes together: [`calls_errored`](Self::calls_errored). A call rejected by
             /// an open circuit breaker counts here as `CircuitOpen`, and also as a
-            /// [`breaker_rejection`](Self::breaker_rejections).
+            /// [`breaker_rejection`](Self::breaker_rejections). A request refused before
+            /// anything was sent (invalid input) counts here as `InvalidRequest`, with no
+            /// attempt, under its host, or under `-` when its URL did not parse.
             calls_with_error: by_error, "http_sentinel_calls_with_error_total", [Count("errors")],
                 "Calls that ended in an error instead of a response, by error kind.";
 
@@ -73,15 +77,27 @@ macro_rules! counter_list {
             attempts: scalar, "http_sentinel_attempts_total", [Count("attempts")],
                 "Attempts sent: first attempts, retries and each redirect hop alike.";
 
+            /// The reuse ratio is measured over these: a host whose connects all failed has
+            /// none, and so no ratio.
+            attempts_connected: scalar, "http_sentinel_attempts_connected_total", [],
+                "Attempts that got a connection, new or pooled: every attempt but those whose \
+                 DNS lookup, connect or TLS handshake failed.";
+
             responses: by_status, "http_sentinel_responses_total", [],
                 "Responses received, by status class: one per attempt that got a response, \
                  including the responses that were then retried or redirected.";
 
+            /// A retry is counted when it is sent: one that the retry budget or an open
+            /// breaker refused is counted in [`retries_refused`](Self::retries_refused)
+            /// instead.
             retries: scalar, "http_sentinel_retries_total", [Count("retries")],
-                "Attempts made after a call's first attempt.";
+                "Retries sent: attempts made after a call's first attempt at a URL.";
 
+            /// A retry the breaker refuses ends the call with the outcome it was for (the
+            /// response or error of the attempt before), not with `CircuitOpen`.
             retries_refused: scalar, "http_sentinel_retries_refused_total", [],
-                "Retries that were warranted but not made because the retry budget was spent.";
+                "Retries that were warranted but not sent because the retry budget was spent \
+                 or the host's circuit breaker was open.";
 
             breaker_rejections: scalar, "http_sentinel_breaker_rejections_total", [],
                 "Calls rejected by an open circuit breaker without being sent.";
@@ -192,6 +208,9 @@ macro_rules! define_counters {
         /// [`record_body_bytes`](Self::record_body_bytes).
         #[derive(Default)]
         pub(crate) struct HostCounters {
+            /// The seqlock's sequence: odd while the owning client is recording a call or an
+            /// attempt, even between records (see [`HostCounters::write`]).
+            seq: AtomicU64,
             $( #[doc = $help] pub(super) $name: cell_type!($kind), )*
         }
 
@@ -202,8 +221,9 @@ macro_rules! define_counters {
         }
 
         impl Counters {
-            /// Adds one shard's current values.
-            pub(super) fn absorb(&mut self, shard: &HostCounters) {
+            /// Adds one shard's current values as they are, with no consistency between
+            /// cells; [`absorb`](Self::absorb) is the consistent read built on it.
+            fn add_cells(&mut self, shard: &HostCounters) {
                 $( shard.$name.add_to(&mut self.$name); )*
             }
 
@@ -429,31 +449,59 @@ pub(crate) struct CallRecord {
     pub(crate) outcome: Result<StatusCode, ErrorClass>,
 }
 
+/// How many times a snapshot tries to read one shard between two records of its writer before
+/// it yields the processor to let the writer finish.
+const SPINS_BEFORE_YIELD: u32 = 16;
+/// How many times a snapshot tries before it takes the shard as it reads it. A record is a
+/// few dozen stores between two network round trips, so a reader that loses this many races
+/// in a row is not reachable in practice; the bound only keeps `stats()` from ever hanging.
+const MAX_READ_TRIES: u32 = 100_000;
+
 impl HostCounters {
-    /// Counts one attempt that took `took`, opened `connections_opened` connections and, when
-    /// a response arrived, got `status`: every response counts, whether the call then returns
-    /// it, retries or follows a redirect.
+    /// Runs one record as a seqlock write (the Linux kernel's `seqcount_t`, in the form that
+    /// is sound for atomics: Boehm, "Can seqlocks get along with programming language memory
+    /// models?", 2012): the sequence turns odd, a release fence keeps the cell updates after
+    /// that store, the cells are updated, and a release store turns the sequence even again.
+    /// Each shard has one writer, its client, so plain load and store suffice: the hot path
+    /// pays one load, two stores and a fence (free on x86, one `dmb` on Arm).
+    fn write(&self, record: impl FnOnce()) {
+        let seq = self.seq.load(Relaxed);
+        self.seq.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
+        record();
+        self.seq.store(seq.wrapping_add(2), Release);
+    }
+
+    /// Counts one attempt that took `took`, opened `connections_opened` connections, got a
+    /// connection or not (`connected`) and, when a response arrived, got `status`: every
+    /// response counts, whether the call then returns it, retries or follows a redirect.
     pub(crate) fn record_attempt(
         &self,
         took: Duration,
         connections_opened: u64,
+        connected: bool,
         status: Option<StatusCode>,
     ) {
-        inc(&self.attempts);
-        add(&self.connections_opened, connections_opened);
-        self.attempt_latency.record(took);
-        if let Some(status) = status {
-            inc(&self.responses[StatusClass::from_status(status).index()]);
-        }
+        self.write(|| {
+            inc(&self.attempts);
+            add(&self.attempts_connected, u64::from(connected));
+            add(&self.connections_opened, connections_opened);
+            self.attempt_latency.record(took);
+            if let Some(status) = status {
+                inc(&self.responses[StatusClass::from_status(status).index()]);
+            }
+        });
     }
 
     /// Counts one attempt that waited `waited` for its rate-limit pacing slot.
     pub(crate) fn record_paced(&self, waited: Duration) {
-        inc(&self.paced_requests);
-        add(
-            &self.paced_micros,
-            u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
-        );
+        self.write(|| {
+            inc(&self.paced_requests);
+            add(
+                &self.paced_micros,
+                u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
+            );
+        });
     }
 
     /// Counts the hedges of one attempt: `sent` of them, and whether one of them won.
@@ -472,30 +520,59 @@ impl HostCounters {
     /// Counts one finished call, by its outcome: the class of its final response or of its
     /// error. A call rejected by an open breaker is also a breaker rejection.
     pub(crate) fn record_call(&self, call: &CallRecord) {
-        inc(&self.calls);
-        add(&self.retries, u64::from(call.retries));
-        add(&self.retries_refused, u64::from(call.retries_refused));
-        add(&self.stale_replays, u64::from(call.stale_replays));
-        add(&self.redirects, u64::from(call.redirects));
-        self.call_latency.record(call.latency);
-        match call.outcome {
-            Ok(status) => inc(&self.calls_with_status[StatusClass::from_status(status).index()]),
-            Err(class) => {
-                if class == ErrorClass::CircuitOpen {
-                    inc(&self.breaker_rejections);
+        self.write(|| {
+            inc(&self.calls);
+            add(&self.retries, u64::from(call.retries));
+            add(&self.retries_refused, u64::from(call.retries_refused));
+            add(&self.stale_replays, u64::from(call.stale_replays));
+            add(&self.redirects, u64::from(call.redirects));
+            self.call_latency.record(call.latency);
+            match call.outcome {
+                Ok(status) => {
+                    inc(&self.calls_with_status[StatusClass::from_status(status).index()]);
                 }
-                inc(&self.calls_with_error[class.index()]);
+                Err(class) => {
+                    if class == ErrorClass::CircuitOpen {
+                        inc(&self.breaker_rejections);
+                    }
+                    inc(&self.calls_with_error[class.index()]);
+                }
             }
-        }
+        });
     }
 
-    /// Counts response body bytes handed to the caller.
+    /// Counts response body bytes handed to the caller. Not a seqlock write: a body reader may
+    /// run on another thread than the client, and a seqlock allows one writer; the byte count
+    /// takes part in no invariant between counters.
     pub(crate) fn record_body_bytes(&self, n: u64) {
         add(&self.bytes_received, n);
     }
 }
 
 impl Counters {
+    /// Adds a consistent cut of one shard: every call and attempt its client recorded either
+    /// entirely or not at all, so `calls` equals the calls by outcome and the call latency
+    /// samples, shard by shard and so in any sum of shards. The seqlock read: retried until
+    /// the sequence is even and unchanged across the read (see [`HostCounters::write`]).
+    pub(super) fn absorb(&mut self, shard: &HostCounters) {
+        let mut cut = Counters::default();
+        for tries in 1..=MAX_READ_TRIES {
+            cut = Counters::default();
+            let before = shard.seq.load(Acquire);
+            cut.add_cells(shard);
+            fence(Acquire);
+            if before % 2 == 0 && shard.seq.load(Relaxed) == before {
+                break;
+            }
+            if tries >= SPINS_BEFORE_YIELD {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.merge(&cut);
+    }
+
     /// Calls that ended with a `2xx` or `3xx` response.
     pub(super) fn succeeded(&self) -> u64 {
         let ended_with = |class: StatusClass| self.calls_with_status[class.index()];
@@ -507,10 +584,15 @@ impl Counters {
         sum(&self.calls_with_error)
     }
 
-    /// `1 - connections_opened / attempts`, clamped to `0.0..=1.0`; `None` without attempts.
+    /// `1 - connections_opened / attempts_connected`, clamped to `0.0..=1.0`: the share of the
+    /// attempts that got a connection which got a pooled one. `None` while no attempt got a
+    /// connection: attempts that all failed to connect (a closed port, an unknown host)
+    /// reused nothing, and a ratio of `1.0` (or `0.0`) would say something about them.
     pub(super) fn reuse_ratio(&self) -> Option<f64> {
-        (self.attempts > 0)
-            .then(|| (1.0 - self.connections_opened as f64 / self.attempts as f64).clamp(0.0, 1.0))
+        (self.attempts_connected > 0).then(|| {
+            let opened = self.connections_opened as f64;
+            (1.0 - opened / self.attempts_connected as f64).clamp(0.0, 1.0)
+        })
     }
 }
 
@@ -563,7 +645,7 @@ mod tests {
 
     #[test]
     fn error_classes_are_indexed_and_labelled_consistently() {
-        assert_eq!(ErrorClass::COUNT, 17);
+        assert_eq!(ErrorClass::COUNT, 18);
         let mut labels = HashSet::new();
         for (i, &class) in ErrorClass::ALL.iter().enumerate() {
             assert_eq!(class.index(), i);
@@ -583,10 +665,10 @@ mod tests {
     fn every_response_of_every_attempt_is_counted_by_class() {
         let c = HostCounters::default();
         for code in [100, 200, 204, 301, 404, 500, 503, 599, 600, 999] {
-            c.record_attempt(Duration::from_millis(2), 0, Some(status(code)));
+            c.record_attempt(Duration::from_millis(2), 0, true, Some(status(code)));
         }
         // An attempt that got no response counts as an attempt only.
-        c.record_attempt(Duration::from_millis(2), 1, None);
+        c.record_attempt(Duration::from_millis(2), 1, true, None);
         let s = snapshot(&c);
         assert_eq!(s.responses, [1, 2, 1, 1, 5]);
         assert_eq!(s.attempts, 11);
@@ -652,12 +734,27 @@ mod tests {
     fn reuse_ratio_is_none_without_attempts_and_clamped() {
         let c = HostCounters::default();
         assert_eq!(snapshot(&c).reuse_ratio(), None);
-        c.record_attempt(Duration::ZERO, 3, None);
+        c.record_attempt(Duration::ZERO, 3, true, None);
         assert_eq!(snapshot(&c).reuse_ratio(), Some(0.0));
         for _ in 0..3 {
-            c.record_attempt(Duration::ZERO, 0, None);
+            c.record_attempt(Duration::ZERO, 0, true, None);
         }
         assert_eq!(snapshot(&c).reuse_ratio(), Some(0.25));
+    }
+
+    #[test]
+    fn reuse_ratio_is_none_while_no_attempt_got_a_connection() {
+        let c = HostCounters::default();
+        for _ in 0..4 {
+            c.record_attempt(Duration::ZERO, 0, false, None);
+        }
+        let s = snapshot(&c);
+        assert_eq!((s.attempts, s.attempts_connected), (4, 0));
+        assert_eq!(s.reuse_ratio(), None, "not 1.0: nothing was reused");
+        // Measured over the attempts that connected only.
+        c.record_attempt(Duration::ZERO, 1, true, Some(status(200)));
+        c.record_attempt(Duration::ZERO, 0, true, Some(status(200)));
+        assert_eq!(snapshot(&c).reuse_ratio(), Some(0.5));
     }
 
     #[test]

@@ -32,12 +32,12 @@ impl Stats {
     /// `http_client_request_duration_seconds` and `http_client_open_connections` follow (see
     /// [`metrics::otel`](crate::metrics::otel)).
     ///
-    /// `http_sentinel_connection_reuse_ratio` is left out until an attempt was made. Latency
-    /// histograms use the fixed bounds 1 ms, 2.5 ms, 5 ms ... 10 s. They are derived from the
-    /// finer internal buckets, whose edges are powers of two rather than decimal: a bound counts
-    /// only the internal buckets that lie entirely below it, so a sample up to 12.5% below a
-    /// bound may be counted in the next one (for example, exactly 1 ms falls in `le="0.0025"`).
-    /// `_count` and `_sum` are exact.
+    /// `http_sentinel_connection_reuse_ratio` is left out until an attempt got a connection.
+    /// Latency histograms use the fixed bounds 1 ms, 2.5 ms, 5 ms ... 10 s. They are derived
+    /// from the finer internal buckets, whose edges are powers of two rather than decimal: a
+    /// bound counts only the internal buckets that lie entirely below it, so a sample up to
+    /// 12.5% below a bound may be counted in the next one (for example, exactly 1 ms falls in
+    /// `le="0.0025"`). `_count` and `_sum` are exact.
     ///
     /// # Examples
     ///
@@ -60,12 +60,14 @@ impl Stats {
             out.family(
                 name,
                 "gauge",
-                "Share of attempts that reused a connection (1 - connections opened / attempts).",
+                "Share of the attempts that got a connection which reused one \
+                 (1 - connections opened / attempts connected).",
             );
             out.sample(name, &[], ratio);
         }
         out.pool(self);
         out.breakers(&self.breakers);
+        out.concurrency(&self.hosts);
         out.otel(&self.otel);
         out.text
     }
@@ -195,6 +197,35 @@ impl Exposition {
         for (host, state) in breakers {
             let open = u8::from(*state == BreakerState::Open);
             self.sample(name, &[("host", host.as_str())], open);
+        }
+    }
+
+    /// The learnt concurrency limit and the attempts in flight of each host that has an
+    /// adaptive limit; nothing without one.
+    fn concurrency(&mut self, hosts: &[HostStats]) {
+        let limited: Vec<(&str, (u32, u32))> = hosts
+            .iter()
+            .filter_map(|h| Some((h.host.as_str(), h.concurrency?)))
+            .collect();
+        if limited.is_empty() {
+            return;
+        }
+        for (name, help, pick) in [
+            (
+                "http_sentinel_concurrency_limit",
+                "The concurrency limit learnt for the host (attempts waiting for a response head).",
+                (|(limit, _)| limit) as fn((u32, u32)) -> u32,
+            ),
+            (
+                "http_sentinel_concurrency_in_flight",
+                "Attempts to the host holding a slot of its concurrency limit.",
+                |(_, in_flight)| in_flight,
+            ),
+        ] {
+            self.family(name, "gauge", help);
+            for &(host, c) in &limited {
+                self.sample(name, &[("host", host)], pick(c));
+            }
         }
     }
 
@@ -554,18 +585,18 @@ mod tests {
         let mut rec = registry.recorder();
         for latency in [us(900), ms(1), ms(3), ms(40), Duration::from_secs(30)] {
             let a = rec.host("a.example");
-            a.record_attempt(latency, 0, Some(status(200)));
+            a.record_attempt(latency, 0, true, Some(status(200)));
             a.record_call(&call(latency, 0, Ok(200)));
         }
         // b.example answers 503, is retried, then answers 500 for good.
         let b = rec.host("b.example");
-        b.record_attempt(ms(1), 0, Some(status(503)));
-        b.record_attempt(ms(1), 0, Some(status(500)));
+        b.record_attempt(ms(1), 0, true, Some(status(503)));
+        b.record_attempt(ms(1), 0, true, Some(status(500)));
         b.record_call(&call(ms(2), 1, Ok(500)));
         // The weird host never answers: two refused connections.
         let w = rec.host(weird);
-        w.record_attempt(ms(2), 1, None);
-        w.record_attempt(ms(2), 0, None);
+        w.record_attempt(ms(2), 1, true, None);
+        w.record_attempt(ms(2), 0, true, None);
         w.record_call(&call(ms(4), 1, Err(ErrorClass::Connect)));
         registry.record_checkout(us(20));
         let mut stats = registry.snapshot(PoolState {

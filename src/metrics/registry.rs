@@ -253,16 +253,16 @@ mod tests {
                     for _ in 0..N {
                         // a.example: one attempt on a reused connection, answered 200.
                         let a = rec.host("a.example");
-                        a.record_attempt(ms(1), 0, status(200));
+                        a.record_attempt(ms(1), 0, true, status(200));
                         a.record_call(&call(ms(1), 0, Ok(200)));
                         // A body reader holds its own handle.
                         rec.host_arc("a.example").record_body_bytes(100);
 
                         // b.example: 503, 503, then a timeout, on one new connection.
                         let b = rec.host("b.example");
-                        b.record_attempt(ms(10), 1, status(503));
-                        b.record_attempt(ms(10), 0, status(503));
-                        b.record_attempt(ms(10), 0, None);
+                        b.record_attempt(ms(10), 1, true, status(503));
+                        b.record_attempt(ms(10), 0, true, status(503));
+                        b.record_attempt(ms(10), 0, true, None);
                         b.record_call(&call(ms(30), 2, Err(ErrorClass::Timeout)));
                     }
                     rec.registry().record_checkout(us(5));

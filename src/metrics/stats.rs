@@ -57,6 +57,8 @@ pub struct PoolState {
 pub struct HostStats {
     pub(super) host: String,
     pub(super) counters: Counters,
+    /// The host's adaptive concurrency limit and its attempts in flight, when the pool has one.
+    pub(super) concurrency: Option<(u32, u32)>,
 }
 
 /// A snapshot of a pool's metrics: totals, per-host figures, pool state and breaker states.
@@ -237,6 +239,40 @@ impl HostStats {
     pub fn host(&self) -> &str {
         &self.host
     }
+
+    /// The concurrency limit learnt for this host, when the pool has an
+    /// [`AdaptiveLimit`](crate::AdaptiveLimit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::Stats;
+    ///
+    /// let stats = Stats::default(); // normally `pool.stats()`
+    /// for host in stats.hosts() {
+    ///     if let Some(limit) = host.concurrency_limit() {
+    ///         println!("{}: limit {limit}, {:?} in flight", host.host(), host.in_flight());
+    ///     }
+    /// }
+    /// ```
+    pub fn concurrency_limit(&self) -> Option<u32> {
+        self.concurrency.map(|(limit, _)| limit)
+    }
+
+    /// Attempts to this host holding a slot of its concurrency limit (waiting for their
+    /// response head), when the pool has an [`AdaptiveLimit`](crate::AdaptiveLimit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::Stats;
+    ///
+    /// let stats = Stats::default(); // normally `pool.stats()`
+    /// assert!(stats.hosts().iter().all(|h| h.in_flight().is_none()));
+    /// ```
+    pub fn in_flight(&self) -> Option<u32> {
+        self.concurrency.map(|(_, in_flight)| in_flight)
+    }
 }
 
 impl Stats {
@@ -254,6 +290,7 @@ impl Stats {
                 HostStats {
                     host,
                     counters: host_counters,
+                    concurrency: None,
                 }
             })
             .collect();
@@ -401,6 +438,15 @@ impl Stats {
         self.breakers = breakers;
     }
 
+    /// Sets the hosts' concurrency limits, as `(host, limit, in flight)`, on their rows.
+    pub(crate) fn set_concurrency(&mut self, limits: impl IntoIterator<Item = (String, u32, u32)>) {
+        for (host, limit, in_flight) in limits {
+            if let Ok(i) = self.hosts.binary_search_by(|h| h.host.as_str().cmp(&host)) {
+                self.hosts[i].concurrency = Some((limit, in_flight));
+            }
+        }
+    }
+
     /// What happened between `earlier` and `self`: counters and histograms are subtracted
     /// (saturating at zero, so an `earlier` from another pool cannot underflow), while the pool
     /// state and breaker states are `self`'s. Hosts first seen after `earlier` keep their full
@@ -427,6 +473,7 @@ impl Stats {
                     Some(then) => now.counters.saturating_sub(&then.counters),
                     None => now.counters.clone(),
                 },
+                concurrency: now.concurrency,
             })
             .collect();
         Stats {
@@ -570,7 +617,7 @@ mod tests {
         let shard = HostCounters::default();
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         for _ in 0..4 {
-            shard.record_attempt(ms(1), 0, Some(status));
+            shard.record_attempt(ms(1), 0, true, Some(status));
             shard.record_call(&CallRecord {
                 latency: ms(1),
                 retries: 0,

@@ -126,10 +126,16 @@ fn push_cells(cells: &mut Vec<(&'static str, String)>, column: Column, read: Rea
 
 impl Stats {
     /// The table of hosts: a header row, then a row per host.
+    /// A `limit` column ends the rows when a host has an adaptive concurrency limit.
     fn host_rows(&self) -> Vec<Vec<String>> {
+        let limits = self.hosts.iter().any(|h| h.concurrency.is_some());
         let mut rows: Vec<Vec<String>> = Vec::with_capacity(self.hosts.len() + 1);
         for h in &self.hosts {
-            let cells = cells(&h.counters);
+            let mut cells = cells(&h.counters);
+            if limits {
+                let limit = h.concurrency.map(|(limit, _)| limit.to_string());
+                cells.push(("limit", limit.unwrap_or_else(|| "-".to_owned())));
+            }
             if rows.is_empty() {
                 let header = cells.iter().map(|(header, _)| (*header).to_owned());
                 rows.push(std::iter::once("host".to_owned()).chain(header).collect());
@@ -236,20 +242,20 @@ mod tests {
             let opened = u64::from(i < 4);
             if i % 3 == 0 {
                 // 503, retried, then a timeout.
-                h.record_attempt(ms(1), opened, status(503));
-                h.record_attempt(ms(1), 0, None);
+                h.record_attempt(ms(1), opened, true, status(503));
+                h.record_attempt(ms(1), 0, true, None);
                 h.record_call(&call(ms(2), 1, Err(ErrorClass::Timeout)));
             } else if i % 5 == 1 {
-                h.record_attempt(ms(2), opened, status(500));
+                h.record_attempt(ms(2), opened, true, status(500));
                 h.record_call(&call(ms(2), 0, Ok(500)));
             } else {
-                h.record_attempt(ms(2), opened, status(200));
+                h.record_attempt(ms(2), opened, true, status(200));
                 h.record_call(&call(ms(2), 0, Ok(200)));
             }
         }
         for _ in 0..7 {
             let s = rec.host("s.example");
-            s.record_attempt(ms(150), 1, status(200));
+            s.record_attempt(ms(150), 1, true, status(200));
             s.record_call(&call(ms(150), 0, Ok(200)));
         }
         // Rejected by an open breaker before any attempt.
@@ -375,7 +381,7 @@ mod tests {
         let mut rec = registry.recorder();
         for _ in 0..10 {
             let h = rec.host("down.example");
-            h.record_attempt(ms(1), 0, status(500));
+            h.record_attempt(ms(1), 0, true, status(500));
             h.record_call(&call(ms(1), 0, Ok(500)));
         }
         let text = registry.snapshot(PoolState::default()).to_string();

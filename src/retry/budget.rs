@@ -48,9 +48,21 @@ const fn count_at(word: u64, epoch: u64) -> u64 {
 /// the load on a server that is already failing.
 ///
 /// A retry is allowed while the retries in the recent window stay below
-/// `min_per_sec × window + ratio × requests in the window`. The window slides
-/// in ten buckets, so a request counts for between nine and ten tenths of the
-/// window. Lock-free: only atomics are touched.
+/// `floor + ratio × requests in the window`. The window slides in ten buckets,
+/// so a request counts for between nine and ten tenths of the window.
+///
+/// The floor is `min_per_sec` per second of the window that has begun since
+/// the budget's first use, counted in whole buckets (tenths of the window):
+/// `min_per_sec × window × b / 10` in the `b`-th bucket since then (fractions
+/// round up to a whole retry), and `min_per_sec × window` from the tenth on. So
+/// a fresh budget allows `min_per_sec × window / 10` floor retries in its first
+/// tenth of a window, not the whole window's floor at once (Finagle's retry
+/// budget likewise lets its reserve build up rather than start full). Once the
+/// window is full the floor is `min_per_sec` per second *averaged over the
+/// window*, as any sliding-window allowance: floor retries not made in the
+/// window's earlier part can be made in its later part.
+///
+/// Lock-free: only atomics are touched.
 ///
 /// # Examples
 ///
@@ -70,12 +82,15 @@ pub struct RetryBudget {
     bucket_nanos: u128,
     ratio_micros: u128,
     floor_micros: u128,
+    /// The bucket of the first use, plus one; 0 until then.
+    first_use: AtomicU64,
     slots: [Slot; BUCKETS],
 }
 
 impl RetryBudget {
     /// A budget allowing `ratio` retries per request plus `min_per_sec`
-    /// retries per second, over the last `window`.
+    /// retries per second, over the last `window`; the per-second floor builds
+    /// up from the first use (see [`RetryBudget`]).
     ///
     /// The ratio is kept to six decimal places.
     ///
@@ -90,7 +105,8 @@ impl RetryBudget {
     /// use http_sentinel::retry::RetryBudget;
     /// use std::time::Duration;
     ///
-    /// let budget = RetryBudget::new(0.0, 1, Duration::from_secs(2));
+    /// // 10 retries per second over 2 s: 2 in each fifth of a second, up to 20.
+    /// let budget = RetryBudget::new(0.0, 10, Duration::from_secs(2));
     /// assert!(budget.try_withdraw());
     /// assert!(budget.try_withdraw());
     /// assert!(!budget.try_withdraw());
@@ -103,6 +119,7 @@ impl RetryBudget {
             bucket_nanos: (window.as_nanos() / BUCKETS as u128).max(1),
             ratio_micros: (ratio * MICROS as f64).round() as u128,
             floor_micros: u128::from(min_per_sec) * window.as_micros(),
+            first_use: AtomicU64::new(0),
             slots: Default::default(),
         }
     }
@@ -143,6 +160,7 @@ impl RetryBudget {
 
     pub(crate) fn record_request_at(&self, now: Instant) {
         let epoch = self.epoch(now);
+        self.mark_first_use(epoch);
         // Counters carry no other data, so relaxed ordering suffices; the
         // compare-and-swap alone keeps each count exact.
         let _ =
@@ -155,6 +173,7 @@ impl RetryBudget {
 
     pub(crate) fn try_withdraw_at(&self, now: Instant) -> bool {
         let epoch = self.epoch(now);
+        let floor = self.floor_at(self.mark_first_use(epoch), epoch);
         let current = &self.slot(epoch).retries;
         let mut word = current.load(Ordering::Relaxed);
         loop {
@@ -169,7 +188,7 @@ impl RetryBudget {
                         u128::from(count_at(slot.retries.load(Ordering::Relaxed), epoch - age));
                 }
             }
-            if retries * MICROS >= self.floor_micros + self.ratio_micros * requests {
+            if retries * MICROS >= floor + self.ratio_micros * requests {
                 return false;
             }
             // Only this bucket takes new retries, so a successful swap proves
@@ -180,6 +199,27 @@ impl RetryBudget {
                 Err(actual) => word = actual,
             }
         }
+    }
+
+    /// Remembers the bucket of the budget's first use, and returns it.
+    fn mark_first_use(&self, epoch: u64) -> u64 {
+        let mark = epoch.saturating_add(1);
+        match self
+            .first_use
+            .compare_exchange(0, mark, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => epoch,
+            Err(first) => first - 1,
+        }
+    }
+
+    /// The floor in millionths of a retry at `epoch`: the whole buckets begun since the first
+    /// use, at most the window's ten, times a tenth of the window's floor. Multiplied before
+    /// divided, so the full window's floor is exact.
+    fn floor_at(&self, first_use: u64, epoch: u64) -> u128 {
+        let begun = epoch.saturating_sub(first_use).saturating_add(1);
+        let buckets = u128::from(begun.min(BUCKETS as u64));
+        self.floor_micros * buckets / BUCKETS as u128
     }
 
     fn epoch(&self, now: Instant) -> u64 {
@@ -241,12 +281,56 @@ mod tests {
     }
 
     #[test]
-    fn floor_allows_min_per_sec_times_window() {
+    fn floor_allows_min_per_sec_times_window_once_the_window_has_elapsed() {
         let budget = budget(0.0, 5, 2);
-        assert_eq!(withdrawals(&budget, budget.origin), 10);
+        let t0 = budget.origin;
+        // One retry per fifth of a second (a bucket of the 2 s window), up to 10 in all.
+        for bucket in 0..10 {
+            assert_eq!(withdrawals(&budget, t0 + ms(200) * bucket), 1, "{bucket}");
+        }
+        assert_eq!(withdrawals(&budget, t0 + ms(1999)), 0);
 
+        // A bucket's floor of 1.5 retries rounds up to 2 at first, then adds up exactly.
         let fractional = RetryBudget::new(0.0, 10, ms(1500));
-        assert_eq!(withdrawals(&fractional, fractional.origin), 15);
+        let t0 = fractional.origin;
+        assert_eq!(withdrawals(&fractional, t0), 2);
+        assert_eq!(withdrawals(&fractional, t0 + ms(150)), 1);
+        assert_eq!(withdrawals(&fractional, t0 + ms(1350)), 15 - 3);
+    }
+
+    #[test]
+    fn floor_builds_up_per_second_instead_of_bursting_the_whole_window() {
+        // The defaults: 10/s over 10 s. All 100 floor retries at once is what the floor must
+        // not allow; 10 in the first second and 10 more each second after is.
+        let budget = budget(0.0, 10, 10);
+        let t0 = budget.origin;
+        assert_eq!(withdrawals(&budget, t0), 10);
+        assert_eq!(withdrawals(&budget, t0 + ms(999)), 0);
+        assert_eq!(withdrawals(&budget, t0 + ms(1000)), 10);
+        assert_eq!(withdrawals(&budget, t0 + ms(4500)), 30);
+        assert_eq!(withdrawals(&budget, t0 + ms(9999)), 50);
+        // The window is full: the first second's retries age out, and its 10 are free again.
+        assert_eq!(withdrawals(&budget, t0 + ms(10_000)), 10);
+        assert_eq!(withdrawals(&budget, t0 + ms(10_999)), 0);
+    }
+
+    #[test]
+    fn the_floor_starts_at_the_first_use_not_at_creation() {
+        let budget = budget(0.0, 10, 10);
+        let first_use = budget.origin + Duration::from_secs(3600);
+        assert_eq!(withdrawals(&budget, first_use), 10);
+        assert_eq!(withdrawals(&budget, first_use + ms(1000)), 10);
+
+        // A request is a use too.
+        let budget = budget_with_request_at(Duration::from_secs(60));
+        let t = budget.origin + Duration::from_secs(60);
+        assert_eq!(withdrawals(&budget, t + ms(500)), 10);
+    }
+
+    fn budget_with_request_at(after: Duration) -> RetryBudget {
+        let budget = budget(0.0, 10, 10);
+        budget.record_request_at(budget.origin + after);
+        budget
     }
 
     #[test]
@@ -256,7 +340,10 @@ mod tests {
         for _ in 0..4 {
             budget.record_request_at(t0);
         }
-        assert_eq!(withdrawals(&budget, t0), 12);
+        // 2 for the requests, 1 for the first second's floor.
+        assert_eq!(withdrawals(&budget, t0), 3);
+        // Nine seconds later the floor has grown to 10; the 4 requests still count.
+        assert_eq!(withdrawals(&budget, t0 + ms(9000)), 12 - 3);
     }
 
     #[test]
@@ -344,6 +431,8 @@ mod tests {
             .with_budget_min_per_sec(3)
             .with_budget_window(Duration::from_secs(1));
         let budget = RetryBudget::from_policy(&policy);
-        assert_eq!(withdrawals(&budget, budget.origin), 3);
+        // 3 per second, 0.3 per tenth of a second: 1 at first, 3 once the second is over.
+        assert_eq!(withdrawals(&budget, budget.origin), 1);
+        assert_eq!(withdrawals(&budget, budget.origin + ms(900)), 2);
     }
 }

@@ -307,6 +307,13 @@ impl RetryPolicy {
     /// Sets the retries per second a [`RetryBudget`] allows whatever the
     /// traffic, so that a quiet client can still retry. Defaults to 10.
     ///
+    /// Exactly: a floor of `retries × window` retries over the sliding window,
+    /// built up from the budget's first use in tenths of the window (10/s over
+    /// the default 10 s window: 10 in the first second, 20 by the end of the
+    /// second, ..., 100 from the tenth on). Once built up it is an average
+    /// over the window, not a rate: floor retries not made early in the window
+    /// can be made later in it (see [`RetryBudget`]).
+    ///
     /// # Examples
     ///
     /// ```
@@ -465,7 +472,8 @@ impl RetryPolicy {
         self.budget_ratio
     }
 
-    /// Retries per second allowed whatever the traffic.
+    /// Retries per second allowed whatever the traffic, averaged over the
+    /// budget window (see [`with_budget_min_per_sec`](Self::with_budget_min_per_sec)).
     ///
     /// # Examples
     ///

@@ -15,9 +15,9 @@ use crate::error::{ErrorKind, Refused};
 /// (`max1xxResponses`) allows 5, and so do we.
 pub(crate) const MAX_INTERIM: u32 = 5;
 
-/// Content codings the client decodes: ureq's `gzip` feature removes one layer; more would
-/// come back to the caller still encoded, so a longer chain is refused (curl refuses chains
-/// over 5, CVE-2022-32206; we cannot decode even 2).
+/// Content codings the client decodes: one layer (gzip, and br or zstd with their features,
+/// `decode.rs`); more would come back to the caller still encoded, so a longer chain is refused
+/// (curl refuses chains over 5, CVE-2022-32206; we cannot decode even 2).
 pub(crate) const MAX_CONTENT_CODINGS: usize = 1;
 
 /// What the scanner is looking at.

@@ -10,7 +10,8 @@
 //!   too) and refuses one this build cannot use; `no_proxy` matches `NO_PROXY`, CIDR blocks
 //!   included.
 //! - [`CachingResolver`] caches lookups: ureq resolves before every request, and spawns a thread
-//!   per lookup when a timeout is set.
+//!   per lookup when a timeout is set. It answers the pool's `resolve` overrides first and asks
+//!   the pool's custom resolver, if any, instead of the system's (`dns.rs`).
 //!
 //! - [`SwapConnector`] wraps every connection, whatever carries it, in the head filter that
 //!   keeps secrets out of ureq (and so out of its trace wire dumps).
@@ -137,7 +138,12 @@ pub(crate) fn agent(
         direct,
         proxy_uri,
     );
-    let resolver = CachingResolver::new(c.dns_ttl, c.dns_negative_ttl, conns.clone());
+    let resolver = CachingResolver::new(
+        c.dns_ttl,
+        c.dns_negative_ttl,
+        conns.clone(),
+        c.names.clone(),
+    );
     ClientAgent {
         agent: Agent::with_parts(config, connector, resolver),
         ureq_timeouts,
@@ -195,6 +201,7 @@ fn ureq_config(c: &PoolConfig, proxy: Option<ureq::Proxy>, ureq_timeouts: bool) 
         .allow_non_standard_methods(true)
         .proxy(proxy)
         .user_agent(c.user_agent.as_str())
+        .accept_encoding(crate::decode::ACCEPT_ENCODING)
         .timeout_global(ureq_timeouts.then_some(c.deadline))
         .timeout_connect(ureq_timeouts.then_some(c.connect_timeout))
         .max_idle_connections(c.max_idle)

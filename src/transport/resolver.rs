@@ -13,6 +13,7 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
+use crate::dns::Names;
 use crate::retry::later;
 use crate::telemetry::Phase;
 use crate::url::port;
@@ -42,6 +43,9 @@ pub(crate) struct CachingResolver {
     ttl: Duration,
     negative_ttl: Duration,
     conns: Arc<Connections>,
+    /// The pool's overrides (answered as they are) and custom resolver (asked instead of
+    /// the system's).
+    names: Names,
     // Uncontended: a client is used by one thread at a time. ureq requires `Sync`.
     cache: Mutex<Cache>,
 }
@@ -73,11 +77,17 @@ impl Cache {
 }
 
 impl CachingResolver {
-    pub(crate) fn new(ttl: Duration, negative_ttl: Duration, conns: Arc<Connections>) -> Self {
+    pub(crate) fn new(
+        ttl: Duration,
+        negative_ttl: Duration,
+        conns: Arc<Connections>,
+        names: Names,
+    ) -> Self {
         CachingResolver {
             ttl,
             negative_ttl,
             conns,
+            names,
             cache: Mutex::new(Cache::default()),
         }
     }
@@ -99,14 +109,25 @@ impl CachingResolver {
         }
     }
 
+    /// Asks the pool's custom resolver, else the system's, about `host_port` (`port` is its
+    /// port).
     fn lookup(
         &self,
         host_port: &str,
+        port: u16,
         timeout: Option<Duration>,
     ) -> Result<Vec<SocketAddr>, ureq::Error> {
         let owned = host_port.to_owned();
+        let custom = self.names.custom().cloned();
+        let ask = move || match custom {
+            Some(r) => {
+                let host = owned.strip_suffix(&format!(":{port}")).unwrap_or(&owned);
+                r.resolve(host, port)
+            }
+            None => owned.to_socket_addrs().map(Iterator::collect::<Vec<_>>),
+        };
         let Some(timeout) = timeout else {
-            return owned.to_socket_addrs().map(Iterator::collect).map_err(|e| {
+            return ask().map_err(|e| {
                 log::debug!("dns lookup of {host_port} failed: {e}");
                 ureq::Error::HostNotFound
             });
@@ -115,7 +136,7 @@ impl CachingResolver {
         std::thread::Builder::new()
             .name("sentinel-dns".into())
             .spawn(move || {
-                let _ = tx.send(owned.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+                let _ = tx.send(ask());
             })
             .map_err(ureq::Error::Io)?;
         match rx.recv_timeout(timeout) {
@@ -167,6 +188,7 @@ impl CachingResolver {
     fn look_up(
         &self,
         key: String,
+        port: u16,
         now: Instant,
         timeout: &NextTimeout,
     ) -> Result<Cached, ureq::Error> {
@@ -181,7 +203,7 @@ impl CachingResolver {
             return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
         }
         let started = Instant::now();
-        let looked_up = self.lookup(&key, left);
+        let looked_up = self.lookup(&key, port, left);
         self.conns.clock().record(Phase::Dns, started.elapsed());
         let entry = match looked_up {
             Ok(addrs) => {
@@ -231,6 +253,14 @@ impl Resolver for CachingResolver {
             .ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
         let port = port(uri);
         let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Some(pinned) = self.names.pinned(bare, port) {
+            let mut out = self.empty();
+            for a in pinned.iter().take(16) {
+                out.push(*a);
+            }
+            self.remember(https, authority, &out, None);
+            return Ok(out);
+        }
         if let Ok(ip) = bare.parse::<IpAddr>() {
             let mut out = self.empty();
             out.push(SocketAddr::new(ip, port));
@@ -242,7 +272,7 @@ impl Resolver for CachingResolver {
         if let Some(answer) = self.cached(&key, now, https, authority) {
             return answer;
         }
-        match self.look_up(key, now, &timeout)? {
+        match self.look_up(key, port, now, &timeout)? {
             Cached::Found(addrs, until) => {
                 self.remember(https, authority, &addrs, Some(until));
                 Ok(addrs)
@@ -268,6 +298,7 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(5),
             Arc::new(Connections::new()),
+            Names::default(),
         );
         let a = resolve(&r, "http://127.0.0.1:8080/x").unwrap();
         assert_eq!(a[0], "127.0.0.1:8080".parse().unwrap());
@@ -287,6 +318,7 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(5),
             Arc::new(Connections::new()),
+            Names::default(),
         );
         let a = resolve(&r, "http://localhost:9/").unwrap();
         assert!(a.iter().all(|s| s.ip().is_loopback()));

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 
+use crate::dns::interleave;
 use crate::error::{ErrorKind, Refused};
 use crate::retry::later;
 use crate::telemetry::Phase;
@@ -54,42 +55,69 @@ impl<In: Transport> Connector<In> for TcpConnector {
             deadline,
             ureq::Timeout::Connect,
         );
-        let mut last = None;
         let started = Instant::now();
-        for addr in details.addrs.iter() {
-            let left = by.map_or(Duration::MAX, |b| {
-                b.saturating_duration_since(Instant::now())
-            });
-            if left.is_zero() {
-                return Err(ureq::Error::Timeout(reason));
-            }
-            match TcpStream::connect_timeout(addr, left) {
-                Ok(stream) => {
-                    self.conns.clock().record(Phase::Connect, started.elapsed());
-                    stream.set_nodelay(true)?;
-                    return Ok(Some(Box::new(TcpTransport {
-                        peer: Some(*addr),
-                        stream: Arc::new(stream),
-                        aborted: AbortFlag::default(),
-                        serial: self.conns.opened(),
-                        conns: self.conns.clone(),
-                        deadline,
-                        // Under TLS these buffers hold ciphertext; the TLS layer checks
-                        // the plaintext.
-                        buffers: GrowBuffers::new(self.sizes, !details.needs_tls()),
-                        read_timeout: None,
-                        write_timeout: None,
-                        probed_at: None,
-                    })));
-                }
-                Err(e) if is_timeout(&e) => return Err(ureq::Error::Timeout(reason)),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(ureq::Error::Io(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to")
+        let (stream, addr) = dial(&details.addrs, by, reason)?;
+        self.conns.clock().record(Phase::Connect, started.elapsed());
+        stream.set_nodelay(true)?;
+        Ok(Some(Box::new(TcpTransport {
+            peer: Some(addr),
+            stream: Arc::new(stream),
+            aborted: AbortFlag::default(),
+            serial: self.conns.opened(),
+            conns: self.conns.clone(),
+            deadline,
+            // Under TLS these buffers hold ciphertext; the TLS layer checks the plaintext.
+            buffers: GrowBuffers::new(self.sizes, !details.needs_tls()),
+            read_timeout: None,
+            write_timeout: None,
+            probed_at: None,
         })))
     }
+}
+
+/// Connects to the first of `addrs` that answers by `by`, trying them in turn with the
+/// families alternating (`dns::interleave`). Each attempt gets an equal share of the time
+/// left (the last one all of it), so an address that does not answer (a black-holed IPv6
+/// route) cannot spend the whole connect timeout before the next family is tried. Attempts
+/// run one after another, not raced as in RFC 8305: a refused address fails in microseconds,
+/// and only a silent one costs its share.
+fn dial(
+    addrs: &[SocketAddr],
+    by: Option<Instant>,
+    reason: ureq::Timeout,
+) -> Result<(TcpStream, SocketAddr), ureq::Error> {
+    let order = interleave(addrs);
+    let mut last = None;
+    for (i, addr) in order.iter().enumerate() {
+        let left = by.map_or(Duration::MAX, |b| {
+            b.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
+            return Err(ureq::Error::Timeout(reason));
+        }
+        match TcpStream::connect_timeout(addr, share(left, order.len() - i)) {
+            Ok(stream) => return Ok((stream, *addr)),
+            Err(e) => {
+                log::debug!("connect to {addr} failed: {e}");
+                last = Some(e);
+            }
+        }
+    }
+    match last {
+        Some(e) if is_timeout(&e) => Err(ureq::Error::Timeout(reason)),
+        Some(e) => Err(ureq::Error::Io(e)),
+        None => Err(ureq::Error::Io(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "no address to connect to",
+        ))),
+    }
+}
+
+/// One attempt's part of the time `left` when `remaining` addresses (this one included) are
+/// still to be tried; never zero, which `connect_timeout` refuses.
+fn share(left: Duration, remaining: usize) -> Duration {
+    let n = u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+    (left / n).max(Duration::from_millis(1)).min(left)
 }
 
 /// A probe that says a connection is open is trusted for this long: ureq probes a pooled
@@ -295,6 +323,33 @@ fn probe(mut stream: &TcpStream) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_address_gets_a_share_of_what_is_left() {
+        let s = Duration::from_secs;
+        assert_eq!(share(s(9), 3), s(3));
+        assert_eq!(share(s(9), 1), s(9));
+        assert_eq!(share(s(9), 0), s(9));
+        assert_eq!(
+            share(Duration::from_nanos(2), 4),
+            Duration::from_nanos(2),
+            "never more than is left"
+        );
+        assert_eq!(share(Duration::MAX, 2), Duration::MAX / 2);
+    }
+
+    #[test]
+    fn a_refusing_address_falls_back_to_the_next() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        // Nothing listens on 127.0.0.2 at that port: the kernel refuses at once.
+        let closed = SocketAddr::new("127.0.0.2".parse().unwrap(), open.port());
+        let by = Some(Instant::now() + Duration::from_secs(5));
+        let (_stream, addr) = dial(&[closed, open], by, ureq::Timeout::Connect).unwrap();
+        assert_eq!(addr, open);
+        let err = dial(&[closed], by, ureq::Timeout::Connect).unwrap_err();
+        assert!(matches!(err, ureq::Error::Io(_)), "{err:?}");
+    }
 
     #[test]
     fn socket_timeouts_are_kept_while_they_fit_and_never_exceed_what_is_left() {

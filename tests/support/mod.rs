@@ -10,6 +10,7 @@ use http_sentinel::{
     retry::Jitter, BreakerConfig, ClientPool, PoolConfig, PoolConfigBuilder, RetryPolicy,
 };
 
+pub mod coded;
 pub mod gzip;
 pub mod proxy;
 pub mod server;

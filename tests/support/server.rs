@@ -50,6 +50,8 @@
 //! * `Drip`: the complete response one byte per interval, then keep-alive.
 //! * `Stream`: its steps' bytes and pauses, then a FIN close (a `Stall` step: nothing more
 //!   until the client goes away; a `Reset` step: RST close).
+//! * `Bulk`: a 200 with `content-length` and a generated body of any length, keep-alive;
+//!   with `stall_after`, that many body bytes and then nothing until the client goes away.
 //! * `Raw`: the given bytes, FIN close.
 //! * `RawKeepAlive`: the given bytes, then the next request on the same
 //!   connection (so a test can see whether the client reuses it).
@@ -205,6 +207,20 @@ pub enum Behaviour {
     /// A streamed response written step by step (raw bytes, pauses), ending as its
     /// last step says; with no end step, a FIN close. For server-sent events.
     Stream(Vec<StreamStep>),
+    /// A 200 whose `content-length` is `length`, its body the bytes of [`bulk_byte`]
+    /// generated as they are written (a body of any size costs the server 64 KiB); then
+    /// keep-alive. With `stall_after`, only that many body bytes, then nothing more until
+    /// the client goes away or the server shuts down.
+    Bulk {
+        length: u64,
+        stall_after: Option<u64>,
+    },
+}
+
+/// Byte `i` of a [`Behaviour::Bulk`] body: a repeating pattern of 251 (prime) bytes, so a
+/// reader can check every byte it got, and where.
+pub fn bulk_byte(i: u64) -> u8 {
+    (i % 251) as u8
 }
 
 /// One step of a [`Behaviour::Stream`].
@@ -272,6 +288,14 @@ impl fmt::Debug for Behaviour {
             Behaviour::Echo => f.write_str("Echo"),
             Behaviour::Handler(_) => f.write_str("Handler(..)"),
             Behaviour::Stream(steps) => f.debug_tuple("Stream").field(steps).finish(),
+            Behaviour::Bulk {
+                length,
+                stall_after,
+            } => f
+                .debug_struct("Bulk")
+                .field("length", length)
+                .field("stall_after", stall_after)
+                .finish(),
         }
     }
 }
@@ -1366,6 +1390,36 @@ fn serve_connection(shared: &Shared, stream: TcpStream, id: usize) {
     }
 }
 
+/// Plays a [`Behaviour::Bulk`].
+fn bulk(shared: &Shared, conn: &mut Conn, length: u64, stall_after: Option<u64>) -> Next {
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n");
+    if conn.write_all(head.as_bytes()).is_err() {
+        return Next::Abandon;
+    }
+    let end = stall_after.map_or(length, |n| n.min(length));
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < end {
+        let n = (end - sent).min(chunk.len() as u64) as usize;
+        for (i, b) in chunk[..n].iter_mut().enumerate() {
+            *b = bulk_byte(sent + i as u64);
+        }
+        if shared.is_stopping() || conn.write_all(&chunk[..n]).is_err() {
+            return Next::Abandon;
+        }
+        sent += n as u64;
+    }
+    if stall_after.is_none() {
+        return Next::KeepAlive;
+    }
+    while !shared.wait_stop(STALL_POLL) {
+        if conn.peer_gone() {
+            return Next::Abandon;
+        }
+    }
+    Next::Close
+}
+
 /// Plays a [`Behaviour::Stream`].
 fn stream(shared: &Shared, conn: &mut Conn, steps: Vec<StreamStep>) -> Next {
     for step in steps {
@@ -1489,6 +1543,10 @@ fn act(
         Behaviour::EchoHeaders => reply(conn, &echo_headers_reply(request)),
         Behaviour::Echo => reply(conn, &echo_reply(request)),
         Behaviour::Stream(steps) => stream(shared, conn, steps),
+        Behaviour::Bulk {
+            length,
+            stall_after,
+        } => bulk(shared, conn, length, stall_after),
         // `Shared::resolve` never hands these over.
         Behaviour::Sequence(_) | Behaviour::Handler(_) => {
             reply(conn, &Reply::text(500, "unresolved behaviour"))

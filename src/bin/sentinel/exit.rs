@@ -10,8 +10,6 @@ pub(crate) const OTHER: u8 = 1;
 /// curl's CURLE_FAILED_INIT; sentinel uses it for bad usage, as its `--help` always said.
 pub(crate) const USAGE: u8 = 2;
 pub(crate) const BAD_URL: u8 = 3;
-/// CURLE_NOT_BUILT_IN: an option sentinel cannot honour for this URL.
-pub(crate) const NOT_BUILT_IN: u8 = 4;
 pub(crate) const PROXY: u8 = 5;
 pub(crate) const RESOLVE: u8 = 6;
 pub(crate) const CONNECT: u8 = 7;
@@ -42,7 +40,8 @@ pub(crate) fn for_error(e: &Error, got_response: bool) -> u8 {
         // curl: 35 when the handshake fails, 60 when the peer's certificate does not verify.
         ErrorKind::Tls(TlsFailure::Handshake) => TLS_HANDSHAKE,
         ErrorKind::Tls(_) => PEER_VERIFICATION,
-        ErrorKind::Timeout(_) | ErrorKind::PoolTimeout(_) => TIMEOUT,
+        // No slot of the host's concurrency limit before the deadline: the call timed out.
+        ErrorKind::Timeout(_) | ErrorKind::PoolTimeout(_) | ErrorKind::Overloaded { .. } => TIMEOUT,
         ErrorKind::Protocol => WEIRD_REPLY,
         ErrorKind::Io { .. } if got_response => PARTIAL,
         ErrorKind::Io { kind, .. } if is_eof(*kind) => GOT_NOTHING,

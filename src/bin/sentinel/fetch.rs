@@ -49,12 +49,7 @@ fn send(client: &Client, ctx: &Ctx, url: &str, rec: &mut Record) -> Option<Respo
         true => url.to_owned(),
         false => format!("http://{url}"),
     };
-    let Ok(prepared) = ctx.spec.prepare(client, &full) else {
-        fail(rec, "unsupported", exit::NOT_BUILT_IN, RESOLVE_HTTPS.into());
-        return None;
-    };
-    let resolved = prepared.addr;
-    let response = match prepared.request.send() {
+    let response = match ctx.spec.prepare(client, &full).send() {
         Ok(r) => r,
         Err(e) => {
             failed_call(ctx, &full, &e, rec);
@@ -67,7 +62,9 @@ fn send(client: &Client, ctx: &Ctx, url: &str, rec: &mut Record) -> Option<Respo
     rec.effective = Some(redact_url(&response.url().to_string()));
     rec.content_type = response.header("content-type").map(str::to_owned);
     if ctx.want_ip {
-        rec.remote_ip = resolved
+        rec.remote_ip = response
+            .remote_addr()
+            .map(|a| a.ip())
             .or_else(|| peer_guess(&response))
             .map(|a| a.to_string());
     }
@@ -76,9 +73,6 @@ fn send(client: &Client, ctx: &Ctx, url: &str, rec: &mut Record) -> Option<Respo
     }
     judge(ctx, response, rec)
 }
-
-const RESOLVE_HTTPS: &str = "--resolve cannot apply to an https URL: the library has no \
-resolver override, and sending to the address would check the certificate against it";
 
 /// curl's verdicts on a response: a redirect under `--max-redirs 0`, a status over 399 under
 /// `--fail`.
@@ -181,8 +175,8 @@ fn write_failed(rec: &mut Record, target: &Target, e: &io::Error) {
     fail(rec, "write", exit::WRITE, what);
 }
 
-/// The library does not report the peer it connected to; the first address the host name
-/// resolves to is the one its connector tries first.
+/// Where the response does not name its peer (through a SOCKS proxy): the URL's IP, else the
+/// first address its host name resolves to, the one the connector tries first.
 fn peer_guess(response: &Response) -> Option<IpAddr> {
     let url = response.url();
     let host = url.host()?.trim_start_matches('[').trim_end_matches(']');

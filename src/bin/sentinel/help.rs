@@ -94,9 +94,9 @@ TIMEOUTS AND RETRIES
 TLS AND NETWORK
         --cacert FILE          Also trust the CA certificate(s) in FILE (PEM or DER)
     -k, --insecure             Refused: certificate verification cannot be turned off
-        --resolve HOST:PORT:ADDR
-                               Send http://HOST:PORT to ADDR (repeatable); not available for
-                               https URLs (exit 4)
+        --resolve HOST:PORT:ADDR[,ADDR...]
+                               Connect to ADDR for HOST:PORT, http and https (repeatable);
+                               the certificate is still checked against HOST
     -x, --proxy [SCHEME://]HOST:PORT
                                Send requests through this proxy (http:// when no scheme)
         --compressed           Accepted: gzip responses are always asked for and decoded
@@ -118,8 +118,7 @@ WRITE-OUT VARIABLES (-w)
     %{num_retries}    attempts beyond the first, at each hop of the redirect chain
     %{url_effective}  the URL that answered last
     %{url}            the URL as given
-    %{remote_ip}      the server's address: the IP in the URL or from --resolve, else the
-                      first address the host name resolves to
+    %{remote_ip}      the address connected to (the proxy's, through an HTTP proxy)
     %{content_type}   the Content-Type of the response
     %{method}         the method sent
     %{exitcode}       this URL's exit code
@@ -156,8 +155,8 @@ STATISTICS
     errors, attempts, retries, connections opened, the share of connected attempts that
     reused a connection ('-' when none connected) and call latency p50/p99. The last line
     counts URLs: ok (status below 400), with status >= 400, errors, and those never sent
-    (a bad URL, an open breaker), which are not calls. --stats json gives the same as one
-    JSON object.
+    (a bad URL, an open breaker), which the table counts as calls with no attempt (a URL
+    that does not parse under host '-'). --stats json gives the same as one JSON object.
 
 EXIT STATUS
     curl's codes for the same failures. With many URLs, the code of the first URL (in input
@@ -166,7 +165,6 @@ EXIT STATUS
      1  unsupported scheme (not http or https), a redirect refused, or another failure
      2  bad usage (unknown option, missing value, -k, -o with many URLs, ...)
      3  malformed URL
-     4  option not available for this URL (--resolve with an https URL)
      5  the proxy is unusable
      6  could not resolve the host
      7  could not connect (refused, unreachable, or the host's circuit breaker is open)

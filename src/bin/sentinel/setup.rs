@@ -7,6 +7,7 @@ use http_sentinel::{BreakerConfig, ClientPool, PoolConfig, Proxy, RetryPolicy};
 
 use crate::args::Options;
 use crate::exit;
+use crate::resolve;
 use crate::summary::Reuse;
 
 /// Builds the pool; the error carries the exit code: 77 for a CA file that cannot be read or
@@ -47,6 +48,13 @@ pub(crate) fn pool(opts: &Options, reuse: Arc<Reuse>) -> Result<ClientPool, (u8,
             .map_err(|e| (exit::CACERT, format!("--cacert {path}: {e}")))?;
         config = config.add_root_certificate(pem);
     }
+    let entries = opts
+        .resolve
+        .iter()
+        .map(|r| resolve::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| (exit::USAGE, m))?;
+    config = resolve::apply(config, &entries);
     if let Some(proxy) = &opts.proxy {
         // curl takes "host:port" as an http proxy.
         let url = match proxy.contains("://") {

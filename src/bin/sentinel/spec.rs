@@ -1,14 +1,11 @@
 //! The request every URL gets: method, headers, body and credentials, worked out once from the
 //! command line and applied to each URL.
 
-use std::net::IpAddr;
-
 use base64::Engine as _;
 use http_sentinel::{Client, RequestBuilder};
 
 use crate::args::Options;
 use crate::data::Body;
-use crate::resolve::{self, Entry, Rewrite};
 
 /// What is sent for each URL.
 pub(crate) struct Spec {
@@ -17,14 +14,6 @@ pub(crate) struct Spec {
     /// add itself (`Content-Type`, `Authorization`, ...), `Name:` removes it.
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
-    resolve: Vec<Entry>,
-}
-
-/// A URL as it goes out.
-pub(crate) struct Prepared<'c> {
-    pub(crate) request: RequestBuilder<'c>,
-    /// The address `--resolve` sent it to, when one applied.
-    pub(crate) addr: Option<IpAddr>,
 }
 
 impl Spec {
@@ -57,39 +46,23 @@ impl Spec {
             (None, false, Some(_)) => "POST".into(),
             (None, false, None) => "GET".into(),
         };
-        let resolve = opts
-            .resolve
-            .iter()
-            .map(|r| resolve::parse(r))
-            .collect::<Result<_, _>>()?;
         Ok(Spec {
             method,
             headers,
             body: body.map(|b| b.bytes),
-            resolve,
         })
     }
 
-    /// The request for `url`; `Err` when `--resolve` names an https URL's host.
-    pub(crate) fn prepare<'c>(&self, client: &'c Client, url: &str) -> Result<Prepared<'c>, ()> {
-        let (target, host, addr) = match resolve::rewrite(url, &self.resolve) {
-            Rewrite::Unchanged => (url.to_owned(), None, None),
-            Rewrite::To { url, host, addr } => (url, Some(host), Some(addr)),
-            Rewrite::Https => return Err(()),
-        };
-        let mut request = client.request(&self.method, &target);
+    /// The request for `url`.
+    pub(crate) fn prepare<'c>(&self, client: &'c Client, url: &str) -> RequestBuilder<'c> {
+        let mut request = client.request(&self.method, url);
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.as_str());
-        }
-        if let Some(host) = host {
-            // Sensitive headers are dropped on a redirect to another origin: the name given
-            // to --resolve must not follow the chain to a host it was not meant for.
-            request = request.header("Host", host).sensitive_header("host");
         }
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
-        Ok(Prepared { request, addr })
+        request
     }
 }
 

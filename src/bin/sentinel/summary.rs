@@ -25,7 +25,8 @@ pub(crate) struct Tally {
     pub(crate) http_errors: usize,
     /// No usable response: every kind of error.
     pub(crate) errors: usize,
-    /// Of `errors`, refused before anything was sent (bad URL, open breaker): not calls.
+    /// Of `errors`, refused before anything was sent (bad URL, open breaker): calls with no
+    /// attempt in the pool's counters (a URL that does not parse under host `-`).
     pub(crate) not_sent: usize,
     /// The first failure's exit code, in input order.
     pub(crate) exit: u8,
@@ -51,7 +52,7 @@ impl Tally {
         }
     }
 
-    /// The last line: URLs by outcome, with the unsent ones said to be outside the table.
+    /// The last line: URLs by outcome, with how many of the errors were never sent.
     pub(crate) fn line(&self) -> String {
         let mut line = format!(
             "sentinel: {} urls: {} ok, {} with status >= 400, {} with an error",
@@ -60,7 +61,7 @@ impl Tally {
         if self.not_sent > 0 {
             let _ = write!(
                 line,
-                " ({} never sent, not counted as calls)",
+                " ({} never sent: calls with no attempt)",
                 self.not_sent
             );
         }
@@ -252,7 +253,7 @@ mod tests {
         );
         assert_eq!(
             t.line(),
-            "sentinel: 4 urls: 1 ok, 1 with status >= 400, 2 with an error (1 never sent, not counted as calls)"
+            "sentinel: 4 urls: 1 ok, 1 with status >= 400, 2 with an error (1 never sent: calls with no attempt)"
         );
     }
 }
