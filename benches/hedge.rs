@@ -22,11 +22,13 @@ use http_sentinel::{ClientPool, HedgeDelay, HedgePolicy, PoolConfig, RetryPolicy
 
 const FAST: Duration = Duration::from_millis(5);
 const SLOW: Duration = Duration::from_secs(1);
-/// One request in this many is slow.
+/// One request in this many is slow, unless `--slow-one-in N` says otherwise.
 const SLOW_ONE_IN: u64 = 100;
 
 #[derive(Default)]
 struct Log {
+    /// One request in this many is slow.
+    slow_one_in: u64,
     requests: AtomicU64,
     slow: AtomicU64,
 }
@@ -52,10 +54,13 @@ fn draw(n: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn start_server() -> Server {
+fn start_server(slow_one_in: u64) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let log = Arc::new(Log::default());
+    let log = Arc::new(Log {
+        slow_one_in,
+        ..Log::default()
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let (l, s) = (log.clone(), stop.clone());
     thread::spawn(move || {
@@ -86,7 +91,7 @@ fn serve(conn: TcpStream, log: &Log) {
             }
         }
         let n = log.requests.fetch_add(1, Relaxed);
-        let slow = draw(n) % SLOW_ONE_IN == 0;
+        let slow = draw(n) % log.slow_one_in == 0;
         if slow {
             log.slow.fetch_add(1, Relaxed);
         }
@@ -112,8 +117,8 @@ struct Figures {
     elapsed: Duration,
 }
 
-fn run(hedge: Option<HedgePolicy>, requests: usize, workers: usize) -> Figures {
-    let server = start_server();
+fn run(hedge: Option<HedgePolicy>, requests: usize, workers: usize, slow_one_in: u64) -> Figures {
+    let server = start_server(slow_one_in);
     let url = format!("http://{}/item", server.addr);
     let mut config = PoolConfig::builder()
         .max_clients(workers)
@@ -175,24 +180,28 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-fn args() -> (usize, usize) {
+fn args() -> (usize, usize, u64) {
     let mut requests = 4000;
     let mut workers = 16;
+    let mut slow_one_in = SLOW_ONE_IN;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse().ok());
         match a.as_str() {
             "--requests" => requests = value().expect("--requests N"),
             "--workers" => workers = value().expect("--workers N"),
+            "--slow-one-in" => slow_one_in = value().filter(|&n| n > 0).expect("--slow-one-in N"),
             "--bench" => {}
-            other => panic!("unknown argument {other} (--requests N, --workers N)"),
+            other => {
+                panic!("unknown argument {other} (--requests N, --workers N, --slow-one-in N)")
+            }
         }
     }
-    (requests, workers)
+    (requests, workers, slow_one_in)
 }
 
 fn main() {
-    let (requests, workers) = args();
+    let (requests, workers, slow_one_in) = args();
     let fixed = Duration::from_millis(20);
     let settings: [(&str, Option<HedgePolicy>); 4] = [
         ("off", None),
@@ -210,14 +219,14 @@ fn main() {
         ),
     ];
     println!(
-        "{requests} GETs, {workers} workers; server: 5 ms, 1 in {SLOW_ONE_IN} responses 1 s\n"
+        "{requests} GETs, {workers} workers; server: 5 ms, 1 in {slow_one_in} responses 1 s\n"
     );
     println!(
         "| hedging | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | extra requests | hedges won | refused | slow responses served | errors | wall (s) |"
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (name, policy) in settings {
-        let f = run(policy, requests, workers);
+        let f = run(policy, requests, workers, slow_one_in);
         let calls = f.latencies.len() as u64 + f.errors;
         let extra = f.requests.saturating_sub(calls);
         println!(
