@@ -70,6 +70,31 @@ impl Call {
         idempotent && self.can_resend()
     }
 
+    /// A copy of the call for a hedge, sent on another client: `None` when the request may
+    /// not be replayed (a POST without an `Idempotency-Key`, a streamed body). The copy has
+    /// no retry policy of its own: a hedge is one attempt.
+    pub(crate) fn hedge_copy(&self) -> Option<Call> {
+        let body = match &self.body {
+            Body::None => Body::None,
+            Body::Bytes(b) => Body::Bytes(b.clone()),
+            Body::Stream(_) => return None,
+        };
+        self.replayable().then(|| Call {
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            host: self.host.clone(),
+            headers: self.headers.clone(),
+            sensitive: self.sensitive.clone(),
+            sensitive_query: self.sensitive_query.clone(),
+            body,
+            timeout: self.timeout,
+            custom_timeout: self.custom_timeout,
+            policy: None,
+            download: self.download,
+            max_redirects: self.max_redirects,
+        })
+    }
+
     /// Turns the call into the request of the next redirect hop.
     ///
     /// # Errors

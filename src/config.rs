@@ -10,6 +10,7 @@ use crate::concurrency::AdaptiveLimit;
 use crate::dns::{Names, Resolver};
 use crate::error::{Error, ErrorKind};
 use crate::events::EventHandler;
+use crate::hedge::policy::HedgePolicy;
 use crate::identity::Identity;
 use crate::pacing::Pacing;
 use crate::retry::RetryPolicy;
@@ -62,6 +63,8 @@ pub struct PoolConfig {
     pub(crate) breaker_failure: FailurePredicate,
     pub(crate) events: Option<Handler>,
     pub(crate) pacing: Option<Pacing>,
+    /// Hedged requests, when the pool sends them.
+    pub(crate) hedge: Option<HedgePolicy>,
     pub(crate) adaptive_concurrency: Option<AdaptiveLimit>,
     /// The header naming each call's own id and the one carrying its retry count.
     pub(crate) request_ids: Option<(HeaderName, HeaderName)>,
@@ -162,6 +165,7 @@ impl Default for PoolConfig {
             breaker_failure: default_breaker_failure,
             events: None,
             pacing: None,
+            hedge: None,
             adaptive_concurrency: None,
             request_ids: None,
             otel_metrics: false,
@@ -569,6 +573,21 @@ impl PoolConfig {
     /// ```
     pub fn pacing(&self) -> Option<&Pacing> {
         self.pacing.as_ref()
+    }
+
+    /// The pool's hedging policy, if it hedges. See [`PoolConfigBuilder::hedge`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::default())?;
+    /// assert!(pool.config().hedge().is_none()); // off by default
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn hedge(&self) -> Option<&HedgePolicy> {
+        self.hedge.as_ref()
     }
 
     /// The adaptive per-host concurrency limit, if any. See
@@ -1289,6 +1308,25 @@ impl PoolConfigBuilder {
     /// ```
     pub fn pacing(mut self, pacing: Pacing) -> Self {
         self.0.pacing = Some(pacing);
+        self
+    }
+
+    /// Hedges slow replayable requests (see [`HedgePolicy`] for the rules and defaults):
+    /// after the policy's delay a second copy goes out on one of the pool's hedge threads,
+    /// on a client of its own, and the first response head wins; the loser's connection is
+    /// closed. Off by default. Not applied through a proxy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use http_sentinel::{ClientPool, HedgePolicy, PoolConfig};
+    ///
+    /// let pool = ClientPool::new(PoolConfig::builder().hedge(HedgePolicy::new()).build())?;
+    /// assert_eq!(pool.config().hedge().map(|h| h.max_extra()), Some(1));
+    /// # Ok::<(), http_sentinel::Error>(())
+    /// ```
+    pub fn hedge(mut self, policy: HedgePolicy) -> Self {
+        self.0.hedge = Some(policy);
         self
     }
 

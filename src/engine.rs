@@ -26,14 +26,17 @@ use ureq::http::header::LOCATION;
 use ureq::http::{self, HeaderValue, StatusCode};
 use ureq::{Agent, SendBody};
 
-use crate::breaker::{Admission, AttemptOutcome, Transition};
+use crate::breaker::{Admission, AttemptOutcome, BreakerState, Transition};
 use crate::call::{Body, Call};
 use crate::concurrency::{Permit, Sample};
 use crate::cookies::ClientJar;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::events::{
-    AttemptEvent, BreakerEvent, PacedEvent, RetryEvent, RetryReason, StaleReplayEvent,
+    AttemptEvent, BreakerEvent, HedgeEvent, HedgeOutcome, PacedEvent, RetryEvent, RetryReason,
+    StaleReplayEvent,
 };
+use crate::hedge::race::Race;
+use crate::hedge::threads::Local;
 use crate::metrics::otel::{self, DurationShard};
 use crate::metrics::CallRecord;
 use crate::pacing;
@@ -192,7 +195,10 @@ impl HopState {
 impl Engine {
     pub(crate) fn new(shared: Arc<Shared>) -> Engine {
         let otel = shared.config.otel_metrics;
-        let conns = Connections::new();
+        let conns = match shared.config.hedge {
+            Some(_) => Connections::new().abortable(),
+            None => Connections::new(),
+        };
         let conns = Arc::new(match otel {
             true => conns.with_open_gauges(shared.metrics.otel.clone()),
             false => conns,
@@ -285,6 +291,9 @@ impl Engine {
         let mut slot = Some(self.host(&call.host));
         if let Some(h) = &slot {
             h.policy.budget.record_request_at(state.started);
+            if let Some(hedge) = &h.policy.hedge {
+                hedge.budget.record_request_at(state.started);
+            }
         }
         let outcome = self.call_loop(&mut call, &mut state, policy, &mut slot);
         span.outcome(span_outcome(&outcome));
@@ -392,7 +401,8 @@ impl Engine {
         }
         let resend_count = state.sends;
         state.sends += 1;
-        let result = span.in_scope(|| self.send(call, ureq_timeout, state, resend_count));
+        let result =
+            span.in_scope(|| self.send_hedged(call, ureq_timeout, state, resend_count, host));
         state.last_end = Instant::now();
         let took = state.last_end.saturating_duration_since(started);
         let connections_opened = self.conns.opened() - opened_before;
@@ -967,6 +977,222 @@ impl Engine {
         self.agent
             .run(request)
             .map_err(|e| from_ureq(e, true).deadline_as(TimeoutPhase::Response))
+    }
+}
+
+/// A hedge to send: a copy of the call, the race it joins, and the call's deadline.
+struct HedgeJob {
+    shared: Arc<Shared>,
+    race: Arc<Race<Result<HttpResponse, Error>>>,
+    call: Call,
+    deadline: Instant,
+    delay: Duration,
+    /// Hedges the attempt may still get, this one included.
+    left: u32,
+}
+
+/// Runs on a hedge thread when the hedge is due: sends it on the thread's own client (kept in
+/// the thread's `local`, made by its first hedge) unless its attempt has already ended or its
+/// deadline has passed.
+fn run_hedge(job: HedgeJob, local: &mut Local) {
+    if !job.race.is_open() || Instant::now() >= job.deadline {
+        return;
+    }
+    if local_engine(local).is_none_or(|e| !Arc::ptr_eq(&e.shared, &job.shared)) {
+        *local = Some(Box::new(Engine::new(job.shared.clone())));
+    }
+    if let Some(engine) = local_engine(local) {
+        engine.hedge(job);
+    }
+}
+
+fn local_engine(local: &Local) -> Option<&Engine> {
+    local.as_ref().and_then(|l| l.downcast_ref::<Engine>())
+}
+
+/// Whether the call asks for server-sent events: not hedged, as the stream's own deadline
+/// (`StreamParts`) is kept by the caller's client, not by a hedge's.
+fn wants_event_stream(call: &Call) -> bool {
+    call.headers.get_all(http::header::ACCEPT).iter().any(|v| {
+        v.as_bytes()
+            .windows(17)
+            .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+    })
+}
+
+/// Hands `job` to the pool's hedge threads, due at `due`.
+fn schedule_hedge(due: Instant, job: HedgeJob) -> bool {
+    let Some(threads) = job.shared.hedge_threads.clone() else {
+        return false;
+    };
+    threads.schedule(due, Box::new(move |local| run_hedge(job, local)))
+}
+
+/// Hedging (`hedge/`): the caller's side (`send_hedged`, `hedge_job`) and the hedge thread's
+/// (`hedge`, `hedge_send`).
+impl Engine {
+    /// Sends one attempt, with a hedge scheduled when the call may be hedged: the first
+    /// response head of the two is the attempt's, and the other is aborted.
+    fn send_hedged(
+        &self,
+        call: &mut Call,
+        timeout: Option<Duration>,
+        state: &CallState,
+        resend_count: u32,
+        host: &HostLocal,
+    ) -> Result<HttpResponse, Error> {
+        let Some((job, due)) = self.hedge_job(call, state, host) else {
+            return self.send(call, timeout, state, resend_count);
+        };
+        let (race, delay) = (job.race.clone(), job.delay);
+        self.conns.arm_abort();
+        let scheduled = schedule_hedge(due, job);
+        let result = self.send(call, timeout, state, resend_count);
+        let ok = result.is_ok();
+        let (result, settled) = race.primary_finish(result, ok, state.deadline);
+        self.conns.disarm_abort();
+        if scheduled && settled.sent > 0 {
+            host.counters.record_hedges(settled.sent, settled.hedge_won);
+            for _ in 0..settled.sent {
+                self.hedge_event(&call.host, HedgeOutcome::Sent, delay);
+            }
+        }
+        if settled.hedge_won {
+            log::debug!("{} {}: the hedge won", call.method, call.host);
+            self.hedge_event(&call.host, HedgeOutcome::Won, delay);
+        }
+        result
+    }
+
+    /// The hedge of this attempt and when it is due, when the pool hedges, the request may be
+    /// replayed, the host's delay is known and ends before the deadline. Not through a proxy
+    /// (ureq enforces the deadline there), nor for an event stream.
+    fn hedge_job(
+        &self,
+        call: &Call,
+        state: &CallState,
+        host: &HostLocal,
+    ) -> Option<(HedgeJob, Instant)> {
+        let (policy, hedge) = (
+            self.shared.config.hedge.as_ref()?,
+            host.policy.hedge.as_ref()?,
+        );
+        if self.ureq_timeouts || !call.replayable() || wants_event_stream(call) {
+            return None;
+        }
+        let now = Instant::now();
+        let metrics = &self.shared.metrics;
+        let delay = hedge.delay(policy, now, |q| metrics.attempt_quantile(&call.host, q))?;
+        let due = later(now, delay);
+        if due >= state.deadline {
+            return None;
+        }
+        let job = HedgeJob {
+            shared: self.shared.clone(),
+            race: Arc::new(Race::new(self.conns.clone())),
+            call: call.hedge_copy()?,
+            deadline: state.deadline,
+            delay,
+            left: policy.max_extra(),
+        };
+        Some((job, due))
+    }
+
+    /// On a hedge thread: sends the hedge unless the host's breaker is not closed or its
+    /// budget is spent (counted), and hands the outcome to the race.
+    fn hedge(&self, mut job: HedgeJob) {
+        let host = self.host(&job.call.host);
+        let Some(budget) = host.policy.hedge.as_ref().map(|h| &h.budget) else {
+            return;
+        };
+        if host.policy.breaker.state() != BreakerState::Closed {
+            return;
+        }
+        // Under an adaptive concurrency limit a hedge needs a free slot: it never waits for
+        // one, and gives it back unsampled (the race, not the host, decides its outcome).
+        let slot = match &host.policy.limiter {
+            Some(limiter) => match limiter.try_acquire() {
+                Some(permit) => Some(permit),
+                None => return,
+            },
+            None => None,
+        };
+        if !budget.try_withdraw() {
+            host.counters.record_hedge_refused();
+            log::debug!("{} {}: hedge budget spent", job.call.method, job.call.host);
+            self.hedge_event(&job.call.host, HedgeOutcome::Refused, job.delay);
+            return;
+        }
+        self.conns.arm_abort();
+        if !job.race.hedge_start(&self.conns) {
+            self.conns.disarm_abort();
+            return;
+        }
+        log::debug!("{} {}: hedge sent", job.call.method, job.call.host);
+        if job.left > 1 {
+            self.next_hedge(&job);
+        }
+        let result = self.hedge_send(&mut job.call, job.deadline, &host);
+        let ok = result.is_ok();
+        // A losing response is dropped unread here: its connection closes.
+        drop(job.race.hedge_finish(&self.conns, result, ok));
+        self.conns.disarm_abort();
+        drop(slot);
+    }
+
+    /// Schedules the attempt's next hedge, a delay after this one, if it is due before the
+    /// deadline.
+    fn next_hedge(&self, job: &HedgeJob) {
+        let due = later(Instant::now(), job.delay);
+        let Some(call) = job.call.hedge_copy() else {
+            return;
+        };
+        if due < job.deadline {
+            let next = HedgeJob {
+                shared: job.shared.clone(),
+                race: job.race.clone(),
+                call,
+                deadline: job.deadline,
+                delay: job.delay,
+                left: job.left - 1,
+            };
+            schedule_hedge(due, next);
+        }
+    }
+
+    /// Sends the hedge's one attempt within the call's deadline, and records it as an attempt
+    /// of this client.
+    fn hedge_send(
+        &self,
+        call: &mut Call,
+        deadline: Instant,
+        host: &HostLocal,
+    ) -> Result<HttpResponse, Error> {
+        let mut state = CallState::start(call.timeout);
+        state.deadline = deadline;
+        let started = state.started;
+        self.conns.set_deadline(deadline);
+        self.conns.clock().reset();
+        let opened_before = self.conns.opened();
+        let result = self.send(call, None, &state, 1);
+        let took = started.elapsed();
+        let opened = self.conns.opened() - opened_before;
+        let timings = self.conns.clock().read(started, 1, opened == 0, took);
+        let status = result.as_ref().ok().map(|r| r.status());
+        host.counters
+            .record_attempt(took, opened, got_connection(&result), status);
+        self.record_attempt(call, &result, &timings);
+        result
+    }
+
+    fn hedge_event(&self, host: &str, outcome: HedgeOutcome, delay: Duration) {
+        if let Some(h) = self.shared.events() {
+            h.on_hedge(&HedgeEvent {
+                host: host.to_owned(),
+                outcome,
+                delay,
+            });
+        }
     }
 }
 

@@ -63,6 +63,12 @@ pub trait EventHandler: Send + Sync + 'static {
         let _ = event;
     }
 
+    /// A hedge was sent, won its race, or was refused by the host's hedge budget (see
+    /// [`HedgePolicy`](crate::HedgePolicy)).
+    fn on_hedge(&self, event: &HedgeEvent) {
+        let _ = event;
+    }
+
     /// A response body was read to its end (or failed) by [`Response::bytes`](crate::Response::bytes),
     /// [`text`](crate::Response::text) or [`json`](crate::Response::json).
     fn on_body(&self, event: &BodyEvent) {
@@ -273,5 +279,43 @@ impl PacedEvent {
     /// deadline and the call failed with `RateLimited`.
     pub fn sent(&self) -> bool {
         self.sent
+    }
+}
+
+/// What happened to a hedge, in a [`HedgeEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HedgeOutcome {
+    /// The hedge was sent (reported by the caller's thread once its attempt has ended, with
+    /// the hedges counted in `hedges_sent`).
+    Sent,
+    /// A hedge's response head came first and is the call's (reported by the caller's thread).
+    Won,
+    /// The hedge was due but the host's hedge budget was spent: not sent.
+    Refused,
+}
+
+/// One hedge of an attempt.
+#[derive(Debug, Clone)]
+pub struct HedgeEvent {
+    pub(crate) host: String,
+    pub(crate) outcome: HedgeOutcome,
+    pub(crate) delay: Duration,
+}
+
+impl HedgeEvent {
+    /// The `host:port` hedged.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sent, won or refused.
+    pub fn outcome(&self) -> HedgeOutcome {
+        self.outcome
+    }
+
+    /// The delay the hedge waited after its attempt started.
+    pub fn delay(&self) -> Duration {
+        self.delay
     }
 }

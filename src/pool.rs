@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::config::PoolConfig;
 use crate::error::{Error, ErrorKind};
 use crate::events::CheckoutEvent;
+use crate::hedge::threads::Stopper;
 use crate::metrics::{PoolState, Stats};
 use crate::shared::Shared;
 #[cfg(feature = "fuzzing")]
@@ -31,6 +32,8 @@ struct PoolInner {
     shared: Arc<Shared>,
     slots: Mutex<Slots>,
     returned: Condvar,
+    /// Ends the pool's hedge threads with the pool.
+    _hedges: Option<Stopper>,
 }
 
 /// A pool of [`Client`]s, one per worker thread, checked out and returned like r2d2
@@ -86,10 +89,12 @@ impl ClientPool {
     /// # Ok::<(), http_sentinel::Error>(())
     /// ```
     pub fn new(config: PoolConfig) -> Result<ClientPool, Error> {
+        let shared = Arc::new(Shared::new(config)?);
         Ok(ClientPool {
             inner: Arc::new(PoolInner {
                 id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
-                shared: Arc::new(Shared::new(config)?),
+                _hedges: shared.hedge_threads.as_ref().map(|t| t.stopper()),
+                shared,
                 slots: Mutex::new(Slots {
                     idle: Vec::new(),
                     created: 0,

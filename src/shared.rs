@@ -16,6 +16,8 @@ use crate::concurrency::{HostLimiter, LimitSnapshot};
 use crate::config::PoolConfig;
 use crate::error::Error;
 use crate::events::EventHandler;
+use crate::hedge::host::HostHedge;
+use crate::hedge::threads::Threads;
 use crate::metrics::{HostCounters, Recorder, Registry};
 use crate::pacing::HostPacer;
 use crate::retry::RetryBudget;
@@ -29,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) breakers: Breakers,
     hosts: RwLock<HashMap<String, HostPolicy>>,
     pub(crate) metrics: Arc<Registry>,
+    /// The pool's hedge threads, when it hedges.
+    pub(crate) hedge_threads: Option<Threads>,
     #[cfg(feature = "fuzzing")]
     pub(crate) script: Option<Arc<transport::scripted::Script>>,
 }
@@ -40,6 +44,8 @@ pub(crate) struct HostPolicy {
     pub(crate) budget: Arc<RetryBudget>,
     /// The host's rate-limit pacing, when the pool paces.
     pub(crate) pacer: Option<Arc<HostPacer>>,
+    /// The host's hedge budget and delay, when the pool hedges.
+    pub(crate) hedge: Option<Arc<HostHedge>>,
     /// The host's adaptive concurrency limit, when the pool has one.
     pub(crate) limiter: Option<Arc<HostLimiter>>,
 }
@@ -60,6 +66,7 @@ impl Shared {
             breakers: Breakers::new(config.breaker.clone().with_probe_lease(lease)),
             hosts: RwLock::new(HashMap::new()),
             metrics: Arc::new(Registry::new()),
+            hedge_threads: config.hedge.as_ref().map(|h| Threads::new(h.threads())),
             #[cfg(feature = "fuzzing")]
             script: None,
             config,
@@ -88,6 +95,11 @@ impl Shared {
                     .pacing
                     .as_ref()
                     .map(|p| Arc::new(HostPacer::new(p))),
+                hedge: self
+                    .config
+                    .hedge
+                    .as_ref()
+                    .map(|h| Arc::new(HostHedge::new(h))),
                 limiter: self
                     .config
                     .adaptive_concurrency

@@ -324,6 +324,13 @@ impl HostLimiter {
         }
     }
 
+    /// A slot if one is free now and nobody waits for one: for an extra attempt (a hedge),
+    /// which never queues behind the host's calls.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        let mut state = self.lock();
+        (state.waiters.is_empty() && state.in_flight < state.limit).then(|| state.take(self))
+    }
+
     /// The limit and the attempts in flight now.
     pub(crate) fn snapshot(&self) -> LimitSnapshot {
         let state = self.lock();

@@ -114,6 +114,17 @@ macro_rules! counter_list {
             paced_micros: scalar, "http_sentinel_paced_microseconds_total", [],
                 "Time attempts spent waiting for rate-limit pacing, in microseconds.";
 
+            /// Hedges are counted on the host of the attempt they copy; each one is an attempt
+            /// too (see [`HedgePolicy`](crate::HedgePolicy)).
+            hedges_sent: scalar, "http_sentinel_hedges_sent_total", [],
+                "Hedged requests sent: second copies of a slow attempt, on another client.";
+
+            hedges_won: scalar, "http_sentinel_hedges_won_total", [],
+                "Hedged requests whose response head came first and was returned.";
+
+            hedges_refused: scalar, "http_sentinel_hedges_refused_total", [],
+                "Hedges that were due but not sent because the host's hedge budget was spent.";
+
             connections_opened: scalar, "http_sentinel_connections_opened_total",
                 [Count("conns"), ReuseRatio],
                 "New connections opened.";
@@ -491,6 +502,19 @@ impl HostCounters {
                 u64::try_from(waited.as_micros()).unwrap_or(u64::MAX),
             );
         });
+    }
+
+    /// Counts the hedges of one attempt: `sent` of them, and whether one of them won.
+    pub(crate) fn record_hedges(&self, sent: u32, won: bool) {
+        add(&self.hedges_sent, u64::from(sent));
+        if won {
+            inc(&self.hedges_won);
+        }
+    }
+
+    /// Counts one hedge the host's budget refused.
+    pub(crate) fn record_hedge_refused(&self) {
+        inc(&self.hedges_refused);
     }
 
     /// Counts one finished call, by its outcome: the class of its final response or of its

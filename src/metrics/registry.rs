@@ -91,6 +91,22 @@ impl Registry {
         stats
     }
 
+    /// The `q`-quantile of `host`'s attempt latency over every client, and the number of
+    /// attempts it is drawn from (the live hedge delay reads it once a second).
+    pub(crate) fn attempt_quantile(&self, host: &str, q: f64) -> (Duration, u64) {
+        let shards: Vec<Shard> = lock(&self.shards)
+            .iter()
+            .filter(|(h, _)| &**h == host)
+            .map(|(_, shard)| Arc::clone(shard))
+            .collect();
+        let mut total = Counters::default();
+        for shard in &shards {
+            total.absorb(shard);
+        }
+        let latency = &total.attempt_latency;
+        (latency.quantile(q), latency.count())
+    }
+
     fn register(&self, host: &str) -> Shard {
         if let Some(shard) = lock(&self.free).get_mut(host).and_then(Vec::pop) {
             // Counters only ever add (atomically), so carrying on from where the gone client

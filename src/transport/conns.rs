@@ -1,8 +1,8 @@
 //! A client's connection bookkeeping (connections opened, the call's deadline, retiring
 //! pooled connections, the secrets vault) and the limit that a blocking step must not pass.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,28 @@ pub(crate) struct Connections {
     stream_count: AtomicUsize,
     /// The peer of the connection the running exchange was written to (see `note_peer`).
     peer: Peer,
+    /// Whether an attempt of this client may be aborted from another thread (the pool
+    /// hedges): only then do transports register their socket for `abort`.
+    abortable: bool,
+    abort: Mutex<AbortSlot>,
+}
+
+/// What `Connections::abort` acts on: the running attempt's flag and the socket it wrote to.
+#[derive(Debug, Default)]
+struct AbortSlot {
+    flag: Option<Arc<AtomicBool>>,
+    socket: Option<Arc<TcpStream>>,
+}
+
+/// The abort flag a transport took over from the attempt that wrote to it: set, every read
+/// and write of that connection fails at once (its socket was shut down too).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AbortFlag(Option<Arc<AtomicBool>>);
+
+impl AbortFlag {
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|f| f.load(Ordering::Acquire))
+    }
 }
 
 /// The peer address of the last connection a request was written to, and that connection's
@@ -108,7 +130,63 @@ impl Connections {
             clock: PhaseClock::new(),
             open_gauges: None,
             peer: Peer::default(),
+            abortable: false,
+            abort: Mutex::new(AbortSlot::default()),
         }
+    }
+
+    /// Lets another thread abort this client's running attempt (`abort`): for the clients
+    /// of a pool that hedges.
+    pub(crate) fn abortable(mut self) -> Connections {
+        self.abortable = true;
+        self
+    }
+
+    /// Starts an attempt that `abort` may cut short: a fresh flag, no socket yet.
+    pub(crate) fn arm_abort(&self) {
+        if let Ok(mut slot) = self.abort.lock() {
+            *slot = AbortSlot {
+                flag: Some(Arc::new(AtomicBool::new(false))),
+                socket: None,
+            };
+        }
+    }
+
+    /// Ends the attempt `arm_abort` started: a later `abort` touches nothing.
+    pub(crate) fn disarm_abort(&self) {
+        if let Ok(mut slot) = self.abort.lock() {
+            *slot = AbortSlot::default();
+        }
+    }
+
+    /// Aborts the armed attempt: its connection fails every read and write from now on, and
+    /// its socket is shut down, so a read blocked in the kernel returns at once and the
+    /// connection is closed, never pooled.
+    pub(crate) fn abort(&self) {
+        let Ok(slot) = self.abort.lock() else {
+            return;
+        };
+        if let Some(flag) = &slot.flag {
+            flag.store(true, Ordering::Release);
+        }
+        if let Some(socket) = &slot.socket {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Called by a transport about to write a request on `socket`: the flag of the armed
+    /// attempt, if any (an empty flag otherwise), with the socket noted for `abort`.
+    pub(super) fn abort_flag(&self, socket: &Arc<TcpStream>) -> AbortFlag {
+        if !self.abortable {
+            return AbortFlag(None);
+        }
+        let Ok(mut slot) = self.abort.lock() else {
+            return AbortFlag(None);
+        };
+        if slot.flag.is_some() {
+            slot.socket = Some(socket.clone());
+        }
+        AbortFlag(slot.flag.clone())
     }
 
     /// Counts this client's connections in `registry`'s open-connection gauges.

@@ -14,7 +14,7 @@ use crate::retry::later;
 use crate::telemetry::Phase;
 
 use super::buffers::GrowBuffers;
-use super::conns::{limit, until, BufferSizes, Connections};
+use super::conns::{limit, until, AbortFlag, BufferSizes, Connections};
 
 /// Opens plain TCP connections (ureq's `TcpConnector` hard-wires its fixed-size buffers).
 #[derive(Debug)]
@@ -61,7 +61,8 @@ impl<In: Transport> Connector<In> for TcpConnector {
         stream.set_nodelay(true)?;
         Ok(Some(Box::new(TcpTransport {
             peer: Some(addr),
-            stream,
+            stream: Arc::new(stream),
+            aborted: AbortFlag::default(),
             serial: self.conns.opened(),
             conns: self.conns.clone(),
             deadline,
@@ -126,7 +127,10 @@ const PROBE_FRESH: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 struct TcpTransport {
-    stream: TcpStream,
+    // Shared only with `Connections::abort`, which may shut it down from another thread.
+    stream: Arc<TcpStream>,
+    // The abort flag of the attempt that last wrote to this connection (hedging).
+    aborted: AbortFlag,
     /// The address connected to (`Response::remote_addr`).
     peer: Option<SocketAddr>,
     // This connection's number in its client's opening order, and the client's bookkeeping.
@@ -161,6 +165,15 @@ fn arm(current: Option<Duration>, until: Option<Instant>) -> Option<Option<Durat
         Some(c) if c <= left && c >= left / 2 => None,
         _ => Some(Some((left - left / 16).max(Duration::from_millis(1)))),
     }
+}
+
+/// The error of a read or write on a connection whose attempt was aborted (it lost a hedge
+/// race).
+fn aborted() -> ureq::Error {
+    ureq::Error::Io(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "the attempt was superseded by another (hedging)",
+    ))
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -215,10 +228,14 @@ impl Transport for TcpTransport {
             ureq::Timeout::SendRequest,
         );
         self.probed_at = None;
+        self.aborted = self.conns.abort_flag(&self.stream);
+        if self.aborted.is_set() {
+            return Err(aborted());
+        }
         self.conns.note_sending(self.serial);
         self.buffers.request_sent();
         self.conns.note_peer(self.serial, self.peer);
-        let stream = &self.stream;
+        let stream = &*self.stream;
         let mut output = &self.buffers.output()[..amount];
         while !output.is_empty() {
             let n = blocking_io(
@@ -248,7 +265,10 @@ impl Transport for TcpTransport {
             deadline,
             ureq::Timeout::Global,
         );
-        let stream = &self.stream;
+        if self.aborted.is_set() {
+            return Err(aborted());
+        }
+        let stream = &*self.stream;
         let input = self.buffers.append_buf()?;
         let amount = blocking_io(
             &mut self.read_timeout,
@@ -264,7 +284,7 @@ impl Transport for TcpTransport {
     fn is_open(&mut self) -> bool {
         // Retired with its siblings after a stale one, or alone after a response that must
         // end the connection (`framing`).
-        if self.conns.is_retired(self.serial) || !self.buffers.reusable() {
+        if self.conns.is_retired(self.serial) || !self.buffers.reusable() || self.aborted.is_set() {
             return false;
         }
         // Called when the pool hands the connection to a call (and when it takes it back).

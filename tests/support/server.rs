@@ -396,6 +396,8 @@ impl ServerBuilder {
             workers: Mutex::new(Vec::new()),
             live_threads: Mutex::new(0),
             threads_done: Condvar::new(),
+            gone: Mutex::new(Vec::new()),
+            gone_changed: Condvar::new(),
         });
         *lock(&shared.live_threads) += 1;
         let for_thread = Arc::clone(&shared);
@@ -469,6 +471,34 @@ impl TestServer {
             .iter()
             .filter(|r| r.path == path)
             .count()
+    }
+
+    /// The connection log: the connections the client closed (between two requests, or while
+    /// a `Stall` held its request, checked every 100 ms), by id, with when the server saw it.
+    pub fn closed_by_client(&self) -> Vec<(usize, Instant)> {
+        lock(&self.shared.gone).clone()
+    }
+
+    /// Waits until the client has closed connection `id` (see `closed_by_client`); when the
+    /// server saw it, or `None` after `timeout`.
+    pub fn wait_for_client_close(&self, id: usize, timeout: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + timeout;
+        let mut gone = lock(&self.shared.gone);
+        loop {
+            if let Some((_, at)) = gone.iter().find(|(c, _)| *c == id) {
+                return Some(*at);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            gone = self
+                .shared
+                .gone_changed
+                .wait_timeout(gone, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     pub fn connections_accepted(&self) -> usize {
@@ -595,6 +625,10 @@ struct Shared {
     workers: Mutex<Vec<JoinHandle<()>>>,
     live_threads: Mutex<usize>,
     threads_done: Condvar,
+    /// Connections the client closed, by id, with when the server saw it (see
+    /// `TestServer::closed_by_client`).
+    gone: Mutex<Vec<(usize, Instant)>>,
+    gone_changed: Condvar,
 }
 
 impl Shared {
@@ -627,6 +661,12 @@ impl Shared {
                     .unwrap_or_else(|e| e.into_inner()),
             };
         }
+    }
+
+    /// Notes that the client closed connection `id`.
+    fn note_gone(&self, id: usize) {
+        lock(&self.gone).push((id, Instant::now()));
+        self.gone_changed.notify_all();
     }
 
     fn record(&self, request: LoggedRequest) {
@@ -1286,7 +1326,11 @@ fn serve_connection(shared: &Shared, stream: TcpStream, id: usize) {
         index += 1;
         let incoming = match read_request(shared, &mut conn, id, index) {
             Ok(Some(incoming)) => incoming,
-            Ok(None) | Err(ReadError::Io) => return,
+            Ok(None) => {
+                shared.note_gone(id);
+                return;
+            }
+            Err(ReadError::Io) => return,
             Err(error) => {
                 let reply = match error {
                     ReadError::HeadTooLarge => Reply::text(431, "request header fields too large"),
@@ -1458,6 +1502,7 @@ fn act(
         Behaviour::Stall => {
             while !shared.wait_stop(STALL_POLL) {
                 if conn.peer_gone() {
+                    shared.note_gone(request.connection);
                     return Next::Abandon;
                 }
             }
