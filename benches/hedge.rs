@@ -190,7 +190,9 @@ fn args() -> (usize, usize, u64) {
         match a.as_str() {
             "--requests" => requests = value().expect("--requests N"),
             "--workers" => workers = value().expect("--workers N"),
-            "--slow-one-in" => slow_one_in = value().filter(|&n| n > 0).expect("--slow-one-in N"),
+            "--slow-one-in" => {
+                slow_one_in = value().filter(|&n| n > 0).expect("--slow-one-in N") as u64
+            }
             "--bench" => {}
             other => {
                 panic!("unknown argument {other} (--requests N, --workers N, --slow-one-in N)")
