@@ -8,7 +8,7 @@
 //! extra requests are the server's count over the calls made.
 //!
 //! ```sh
-//! bash benches/hedge.sh                      # or: cargo bench --bench hedge -- --requests 4000 --workers 16
+//! bash benches/hedge.sh                      # or: cargo bench --bench hedge -- --requests 20000 --workers 16 --slow-one-in 100
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
@@ -181,7 +181,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn args() -> (usize, usize, u64) {
-    let mut requests = 4000;
+    let mut requests = 20_000;
     let mut workers = 16;
     let mut slow_one_in = SLOW_ONE_IN;
     let mut args = std::env::args().skip(1);
