@@ -152,7 +152,7 @@ fn a_503_a_429_and_a_slow_answer_each_decrease_the_limit() {
         let client = pool.checkout().unwrap();
         let learnt = || pool.stats().hosts()[0].concurrency_limit();
         assert_eq!(client.get(&server.url("/ok")).send().unwrap().status(), 200);
-        // One call in flight is not half of 10: a success does not raise an unused limit.
+        // One call in flight does not fill a limit of 10: a success does not raise it.
         assert_eq!(learnt(), Some(10));
         assert_eq!(
             client.get(&server.url("/503")).send().unwrap().status(),

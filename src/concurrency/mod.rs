@@ -163,11 +163,13 @@ impl AdaptiveLimit {
         let next = if dropped {
             // At least one fewer: 0.9 of a small limit rounds back to itself.
             ((f64::from(limit) * self.backoff) as u32).min(limit.saturating_sub(1))
-        } else if in_flight.saturating_mul(2) >= limit {
+        } else if in_flight >= limit {
             limit.saturating_add(1)
         } else {
-            // AIMDLimit's rule: a limit the caller does not half use is not raised, or a
-            // quiet host would build up a limit no load ever tested.
+            // Raised only when it binds (every slot taken), as TCP does not grow a window
+            // the sender does not fill (RFC 7661). AIMDLimit raises a limit half used: with
+            // slots given back at the response head, callers between two requests keep the
+            // use under the limit, which then drifts above what the host was tested at.
             limit
         };
         next.clamp(self.min, self.max)
@@ -410,9 +412,9 @@ mod tests {
         assert_eq!(c.next(5, 5, Sample::Drop), 4);
         assert_eq!(c.next(1, 1, Sample::Drop), 1);
         assert_eq!(c.next(20, 20, Sample::Ignore), 20);
-        // A limit not half used is not raised.
-        assert_eq!(c.next(20, 9, Sample::Answered(MS)), 20);
-        assert_eq!(c.next(20, 10, Sample::Answered(MS)), 21);
+        // A limit not used to its last slot is not raised.
+        assert_eq!(c.next(20, 19, Sample::Answered(MS)), 20);
+        assert_eq!(c.next(20, 20, Sample::Answered(MS)), 21);
     }
 
     #[test]
