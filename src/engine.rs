@@ -45,6 +45,7 @@ use crate::request_id::new_request_id;
 use crate::response::{server_request_id, ConnectionFacts, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
 use crate::shared::{HostLocal, LocalHosts, Shared};
+use crate::target::UrlCache;
 use crate::telemetry::spans::{self, Target};
 use crate::telemetry::{AttemptTimings, PropagationContext, TraceIds};
 use crate::transport::{self, Connections};
@@ -71,6 +72,8 @@ pub(crate) struct Engine {
     // not start another call on this engine.
     in_call: Cell<bool>,
     hosts: LocalHosts,
+    // The last URL this client parsed, for a worker that calls one URL again and again.
+    urls: UrlCache,
     // This client's `http.client.request.duration` series, when the pool keeps them.
     otel: Option<Arc<DurationShard>>,
     // The pool's cookie jar or this client's own (feature `cookies`; nothing without it).
@@ -220,6 +223,7 @@ impl Engine {
             ureq_timeouts,
             route,
             hosts: LocalHosts::new(&shared),
+            urls: UrlCache::default(),
             otel: otel.then(|| shared.metrics.otel.shard()),
             cookies: shared.config.client_jar(),
             shared,
@@ -259,6 +263,11 @@ impl Engine {
     /// The `host:port` key of `uri`, remembered for the last authority.
     pub(crate) fn host_key(&self, uri: &http::Uri) -> String {
         self.hosts.key(uri)
+    }
+
+    /// The last URL this client parsed.
+    pub(crate) fn urls(&self) -> &UrlCache {
+        &self.urls
     }
 
     fn host(&self, key: &str) -> Ref<'_, HostLocal> {
