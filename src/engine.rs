@@ -915,7 +915,8 @@ impl Engine {
         if let Some(refused) = self.route.refusal() {
             return Err(refused.with_host(&call.host));
         }
-        let direct = self.route.bypasses(&call.uri);
+        // Only a proxied client has a NO_PROXY list (and `ureq_timeouts`): no host to look at.
+        let direct = self.ureq_timeouts && self.route.bypasses(&call.uri);
         self.conns.clear_peer();
         let secrets = self.conns.secrets();
         // The jar's cookies for this hop's URL join the headers before they are disguised.
