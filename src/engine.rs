@@ -927,28 +927,28 @@ impl Engine {
             Some((uri, headers)) => (uri, headers),
             None => (&call.uri, headers),
         };
-        let mut builder = http::Request::builder()
-            .method(call.method.clone())
-            .uri(uri.clone());
-        if let Some(h) = builder.headers_mut() {
-            h.clone_from(headers);
-            if let (Some(p), Some(ids)) = (&self.shared.config.propagator, &state.trace) {
-                let cx = PropagationContext {
-                    method: &call.method,
-                    host: &call.host,
-                    resend_count,
-                    ids,
-                };
-                p.0.inject(&cx, h);
-            }
+        // Built in place, without `http::request::Builder` (which re-checks the method and
+        // URI it is given and wraps every step in a `Result`): the call's parts are valid.
+        let mut request = http::Request::new(());
+        *request.method_mut() = call.method.clone();
+        *request.uri_mut() = uri.clone();
+        request.headers_mut().clone_from(headers);
+        if let (Some(p), Some(ids)) = (&self.shared.config.propagator, &state.trace) {
+            let cx = PropagationContext {
+                method: &call.method,
+                host: &call.host,
+                resend_count,
+                ids,
+            };
+            p.0.inject(&cx, request.headers_mut());
         }
         let result = match &mut call.body {
-            Body::None => self.run_request(builder.body(()), timeout, direct),
-            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout, direct),
+            Body::None => self.run_request(request, timeout, direct),
+            Body::Bytes(b) => self.run_request(request.map(|()| &b[..]), timeout, direct),
             Body::Stream(r) => match r.take() {
                 Some(r) => {
                     let body = SendBody::from_owned_reader(r);
-                    self.run_request(builder.body(body), timeout, direct)
+                    self.run_request(request.map(|()| body), timeout, direct)
                 }
                 None => Err(Error::invalid(
                     "a streamed body was already sent and cannot be sent again",
@@ -963,11 +963,10 @@ impl Engine {
 
     fn run_request<S: ureq::AsSendBody>(
         &self,
-        request: Result<http::Request<S>, http::Error>,
+        request: http::Request<S>,
         timeout: Option<Duration>,
         direct: bool,
     ) -> Result<HttpResponse, Error> {
-        let request = request.map_err(|e| Error::invalid(e.to_string()))?;
         let request = match (timeout, direct) {
             (None, false) => request,
             // A target on the NO_PROXY list goes direct: the proxy is taken off for this
