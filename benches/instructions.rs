@@ -1,6 +1,7 @@
 //! Instructions per request, for `benches/instructions.sh` under callgrind: a small keep-alive
 //! HTTP/1.1 server (`serve PORT`, run as its own process so its instructions are not counted)
-//! and a client (`client URL N [none|noop]`) that sends N GETs on one client of a default pool.
+//! and a client (`client URL N [none|noop]`) that sends N GETs on one client of a default pool
+//! (`URL` may be a comma-separated list, sent in turn: `URLS` in `benches/instructions.sh`).
 //!
 //! `noop` installs a subscriber that enables every span and event and discards them: what the
 //! `tracing` feature costs once an application has a subscriber, before any layer's own work.
@@ -113,7 +114,8 @@ fn client(url: &str, n: u64, subscriber: &str) {
     let pool = ClientPool::new(PoolConfig::default()).expect("pool");
     let client = pool.checkout().expect("client");
     let errors = AtomicU64::new(0);
-    for _ in 0..n {
+    let urls: Vec<&str> = url.split(',').collect();
+    for url in urls.iter().cycle().take(n as usize) {
         match client.get(url).send().and_then(|r| r.bytes()) {
             Ok(body) if body.len() == 13 => {}
             _ => {
@@ -129,9 +131,10 @@ fn client(url: &str, n: u64, subscriber: &str) {
 /// The same loop through a bare `ureq::Agent` with its defaults.
 fn bare_ureq(url: &str, n: u64) {
     let agent = ureq::Agent::new_with_defaults();
-    for _ in 0..n {
+    let urls: Vec<&str> = url.split(',').collect();
+    for url in urls.iter().cycle().take(n as usize) {
         let body = agent
-            .get(url)
+            .get(*url)
             .call()
             .and_then(|mut r| r.body_mut().read_to_vec())
             .expect("request");

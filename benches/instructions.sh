@@ -17,6 +17,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 N1=${N1:-2000} N2=${N2:-12000} PORT=${PORT:-18181}
+# URLS=/a,/b: the paths sent in turn (default: one URL, `/`).
+URLS=${URLS:-/}
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 
 build() {
@@ -42,7 +44,7 @@ OUT=$(mktemp -d /tmp/sentinel-instructions.XXXXXX)
 count() {
     local bin=$1 sub=$2 n=$3 name=$4 log
     log=$(valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.$n.out" \
-        "$bin" client "http://127.0.0.1:$PORT/" "$n" "$sub" 2>&1)
+        "$bin" client "$(sed "s|\([^,]*\)|http://127.0.0.1:$PORT\1|g" <<<"$URLS")" "$n" "$sub" 2>&1)
     echo "$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' <<<"$log")" \
         "$(sed -n 's/^allocations: \([0-9]*\)$/\1/p' <<<"$log")"
 }

@@ -1,12 +1,12 @@
-//! A client's memory of the last URL it parsed. A worker that calls the same URL again and
-//! again checks and parses it once: each later request compares the string it is given with
+//! A client's memory of the last few URLs it parsed. A worker that calls the same URLs again
+//! and again checks and parses each once: each later request compares the string it is given with
 //! the one remembered and, when they are equal, clones the parsed `Uri` (reference counts, no
 //! allocation) and its host key instead of scanning, parsing and splitting it again.
 //!
 //! Only a URL that `url::parse` accepted without userinfo is remembered, so a hit carries
 //! nothing a miss would have refused or turned into an `Authorization` header.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use ureq::http::Uri;
@@ -52,34 +52,44 @@ impl Target {
     }
 }
 
-/// One client's last parsed URL. Not `Sync`: it belongs to one client (which may move to
+/// URLs a client remembers: a worker that calls a few endpoints in turn finds each of them.
+const REMEMBERED: usize = 4;
+
+/// One client's last parsed URLs. Not `Sync`: it belongs to one client (which may move to
 /// another thread, hence `Arc`).
 #[derive(Default)]
 pub(crate) struct UrlCache {
-    last: RefCell<Option<Arc<Parsed>>>,
+    urls: RefCell<[Option<Arc<Parsed>>; REMEMBERED]>,
+    /// The entry the next new URL replaces (the oldest).
+    next: Cell<usize>,
 }
 
 impl UrlCache {
-    /// `url` as the last parsed URL when it is that one, else as a copy to parse.
+    /// `url` as a remembered parse when it is one, else as a copy to parse.
     pub(crate) fn target(&self, url: &str) -> Target {
-        match &*self.last.borrow() {
-            Some(p) if p.url == url => Target::Known(Arc::clone(p)),
-            _ => Target::Given(url.to_owned()),
+        let urls = self.urls.borrow();
+        match urls.iter().flatten().find(|p| p.url == url) {
+            Some(p) => Target::Known(Arc::clone(p)),
+            None => Target::Given(url.to_owned()),
         }
     }
 
     /// Remembers `url`, which `url::parse` turned into `uri` without userinfo, and its host
-    /// key. The last entry's allocations are reused when no request holds it any more.
+    /// key, in place of the oldest entry. That entry's allocations are reused when no request
+    /// holds it any more.
     pub(crate) fn remember(&self, url: String, uri: &Uri, host: &str) {
-        let mut last = self.last.borrow_mut();
-        if let Some(p) = last.as_mut().and_then(Arc::get_mut) {
+        let mut urls = self.urls.borrow_mut();
+        let at = self.next.get();
+        self.next.set((at + 1) % REMEMBERED);
+        let slot = &mut urls[at];
+        if let Some(p) = slot.as_mut().and_then(Arc::get_mut) {
             p.url = url;
             p.uri = uri.clone();
             p.host.clear();
             p.host.push_str(host);
             return;
         }
-        *last = Some(Arc::new(Parsed {
+        *slot = Some(Arc::new(Parsed {
             url,
             uri: uri.clone(),
             host: host.to_owned(),
@@ -111,25 +121,52 @@ mod tests {
         }
     }
 
+    fn remember(cache: &UrlCache, url: &str) -> Uri {
+        let uri: Uri = url.parse().unwrap();
+        cache.remember(url.into(), &uri, &crate::url::host_key(&uri));
+        uri
+    }
+
+    #[test]
+    fn the_last_four_urls_are_known_and_a_fifth_replaces_the_oldest() {
+        let cache = UrlCache::default();
+        let urls = [
+            "http://a.test/",
+            "http://b.test/",
+            "http://c.test/",
+            "http://d.test/",
+        ];
+        for url in urls {
+            remember(&cache, url);
+        }
+        for url in urls {
+            assert!(matches!(cache.target(url), Target::Known(_)), "{url}");
+        }
+        remember(&cache, "http://e.test:8/");
+        assert!(matches!(cache.target("http://a.test/"), Target::Given(_)));
+        let Target::Known(p) = cache.target("http://e.test:8/") else {
+            panic!("not remembered");
+        };
+        assert_eq!(p.host(), "e.test:8");
+    }
+
     #[test]
     fn a_held_entry_is_not_overwritten() {
         let cache = UrlCache::default();
-        let a: Uri = "http://a.test/".parse().unwrap();
-        cache.remember("http://a.test/".into(), &a, "a.test:80");
+        remember(&cache, "http://a.test/");
         let held = cache.target("http://a.test/");
-        let b: Uri = "http://b.test:8/".parse().unwrap();
-        cache.remember("http://b.test:8/".into(), &b, "b.test:8");
+        for url in [
+            "http://b.test/",
+            "http://c.test/",
+            "http://d.test/",
+            "http://e.test/",
+        ] {
+            remember(&cache, url);
+        }
+        // `a`'s entry was replaced while a request held it: the request keeps its parse.
+        assert!(matches!(cache.target("http://a.test/"), Target::Given(_)));
         assert_eq!(held.as_str(), "http://a.test/");
         let Target::Known(p) = held else { panic!() };
-        assert_eq!(p.host(), "a.test:80");
-        assert!(matches!(cache.target("http://b.test:8/"), Target::Known(_)));
-        drop(p);
-        // Reused in place once no request holds it.
-        let c: Uri = "http://c.test/".parse().unwrap();
-        cache.remember("http://c.test/".into(), &c, "c.test:80");
-        let Target::Known(p) = cache.target("http://c.test/") else {
-            panic!()
-        };
-        assert_eq!((p.uri(), p.host()), (&c, "c.test:80"));
+        assert_eq!((p.uri().host(), p.host()), (Some("a.test"), "a.test:80"));
     }
 }
