@@ -1,15 +1,49 @@
 //! Instructions per request, for `benches/instructions.sh` under callgrind: a small keep-alive
 //! HTTP/1.1 server (`serve PORT`, run as its own process so its instructions are not counted)
-//! and a client (`client URL N [none|noop]`) that sends N GETs on one client of a default pool.
+//! and a client (`client URL N [none|noop]`) that sends N GETs on one client of a default pool
+//! (`URL` may be a comma-separated list, sent in turn: `URLS` in `benches/instructions.sh`).
 //!
 //! `noop` installs a subscriber that enables every span and event and discards them: what the
 //! `tracing` feature costs once an application has a subscriber, before any layer's own work.
+//! `ureq` sends the same GETs through a bare `ureq::Agent` (its defaults), the engine the
+//! library wraps, for comparison.
+//!
+//! A counting global allocator prints the run's allocations (`allocations: N`) on stderr, so
+//! the script can report allocations per request beside instructions.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_sentinel::{ClientPool, PoolConfig};
+
+/// The system allocator, counting allocations (a `realloc` counts as one).
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn serve(port: u16) {
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
@@ -69,6 +103,7 @@ mod noop {
 fn client(url: &str, n: u64, subscriber: &str) {
     match subscriber {
         "none" => {}
+        "ureq" => return bare_ureq(url, n),
         #[cfg(feature = "tracing")]
         "noop" => {
             tracing::subscriber::set_global_default(noop::Noop(AtomicU64::new(0)))
@@ -79,7 +114,8 @@ fn client(url: &str, n: u64, subscriber: &str) {
     let pool = ClientPool::new(PoolConfig::default()).expect("pool");
     let client = pool.checkout().expect("client");
     let errors = AtomicU64::new(0);
-    for _ in 0..n {
+    let urls: Vec<&str> = url.split(',').collect();
+    for url in urls.iter().cycle().take(n as usize) {
         match client.get(url).send().and_then(|r| r.bytes()) {
             Ok(body) if body.len() == 13 => {}
             _ => {
@@ -89,6 +125,22 @@ fn client(url: &str, n: u64, subscriber: &str) {
     }
     let errors = errors.load(Ordering::Relaxed);
     assert_eq!(errors, 0, "{errors} failed requests");
+    eprintln!("allocations: {}", ALLOCATIONS.load(Ordering::Relaxed));
+}
+
+/// The same loop through a bare `ureq::Agent` with its defaults.
+fn bare_ureq(url: &str, n: u64) {
+    let agent = ureq::Agent::new_with_defaults();
+    let urls: Vec<&str> = url.split(',').collect();
+    for url in urls.iter().cycle().take(n as usize) {
+        let body = agent
+            .get(*url)
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_vec())
+            .expect("request");
+        assert_eq!(body.len(), 13);
+    }
+    eprintln!("allocations: {}", ALLOCATIONS.load(Ordering::Relaxed));
 }
 
 fn main() {
@@ -102,6 +154,6 @@ fn main() {
         ["serve", port] => serve(port.parse().expect("port")),
         ["client", url, n, subscriber] => client(url, n.parse().expect("count"), subscriber),
         // `cargo bench` runs every bench target with `--bench`: nothing to do without a server.
-        _ => eprintln!("usage: instructions serve PORT | client URL N none|noop"),
+        _ => eprintln!("usage: instructions serve PORT | client URL N none|noop|ureq"),
     }
 }

@@ -45,6 +45,7 @@ use crate::request_id::new_request_id;
 use crate::response::{server_request_id, ConnectionFacts, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
 use crate::shared::{HostLocal, LocalHosts, Shared};
+use crate::target::UrlCache;
 use crate::telemetry::spans::{self, Target};
 use crate::telemetry::{AttemptTimings, PropagationContext, TraceIds};
 use crate::transport::{self, Connections};
@@ -71,6 +72,8 @@ pub(crate) struct Engine {
     // not start another call on this engine.
     in_call: Cell<bool>,
     hosts: LocalHosts,
+    // The last URL this client parsed, for a worker that calls one URL again and again.
+    urls: UrlCache,
     // This client's `http.client.request.duration` series, when the pool keeps them.
     otel: Option<Arc<DurationShard>>,
     // The pool's cookie jar or this client's own (feature `cookies`; nothing without it).
@@ -220,6 +223,7 @@ impl Engine {
             ureq_timeouts,
             route,
             hosts: LocalHosts::new(&shared),
+            urls: UrlCache::default(),
             otel: otel.then(|| shared.metrics.otel.shard()),
             cookies: shared.config.client_jar(),
             shared,
@@ -259,6 +263,11 @@ impl Engine {
     /// The `host:port` key of `uri`, remembered for the last authority.
     pub(crate) fn host_key(&self, uri: &http::Uri) -> String {
         self.hosts.key(uri)
+    }
+
+    /// The last URL this client parsed.
+    pub(crate) fn urls(&self) -> &UrlCache {
+        &self.urls
     }
 
     fn host(&self, key: &str) -> Ref<'_, HostLocal> {
@@ -906,7 +915,8 @@ impl Engine {
         if let Some(refused) = self.route.refusal() {
             return Err(refused.with_host(&call.host));
         }
-        let direct = self.route.bypasses(&call.uri);
+        // Only a proxied client has a NO_PROXY list (and `ureq_timeouts`): no host to look at.
+        let direct = self.ureq_timeouts && self.route.bypasses(&call.uri);
         self.conns.clear_peer();
         let secrets = self.conns.secrets();
         // The jar's cookies for this hop's URL join the headers before they are disguised.
@@ -917,28 +927,28 @@ impl Engine {
             Some((uri, headers)) => (uri, headers),
             None => (&call.uri, headers),
         };
-        let mut builder = http::Request::builder()
-            .method(call.method.clone())
-            .uri(uri.clone());
-        if let Some(h) = builder.headers_mut() {
-            h.clone_from(headers);
-            if let (Some(p), Some(ids)) = (&self.shared.config.propagator, &state.trace) {
-                let cx = PropagationContext {
-                    method: &call.method,
-                    host: &call.host,
-                    resend_count,
-                    ids,
-                };
-                p.0.inject(&cx, h);
-            }
+        // Built in place, without `http::request::Builder` (which re-checks the method and
+        // URI it is given and wraps every step in a `Result`): the call's parts are valid.
+        let mut request = http::Request::new(());
+        *request.method_mut() = call.method.clone();
+        *request.uri_mut() = uri.clone();
+        request.headers_mut().clone_from(headers);
+        if let (Some(p), Some(ids)) = (&self.shared.config.propagator, &state.trace) {
+            let cx = PropagationContext {
+                method: &call.method,
+                host: &call.host,
+                resend_count,
+                ids,
+            };
+            p.0.inject(&cx, request.headers_mut());
         }
         let result = match &mut call.body {
-            Body::None => self.run_request(builder.body(()), timeout, direct),
-            Body::Bytes(b) => self.run_request(builder.body(&b[..]), timeout, direct),
+            Body::None => self.run_request(request, timeout, direct),
+            Body::Bytes(b) => self.run_request(request.map(|()| &b[..]), timeout, direct),
             Body::Stream(r) => match r.take() {
                 Some(r) => {
                     let body = SendBody::from_owned_reader(r);
-                    self.run_request(builder.body(body), timeout, direct)
+                    self.run_request(request.map(|()| body), timeout, direct)
                 }
                 None => Err(Error::invalid(
                     "a streamed body was already sent and cannot be sent again",
@@ -953,11 +963,10 @@ impl Engine {
 
     fn run_request<S: ureq::AsSendBody>(
         &self,
-        request: Result<http::Request<S>, http::Error>,
+        request: http::Request<S>,
         timeout: Option<Duration>,
         direct: bool,
     ) -> Result<HttpResponse, Error> {
-        let request = request.map_err(|e| Error::invalid(e.to_string()))?;
         let request = match (timeout, direct) {
             (None, false) => request,
             // A target on the NO_PROXY list goes direct: the proxy is taken off for this

@@ -38,6 +38,7 @@ pub mod retry;
 mod shared;
 pub mod sse;
 mod stream;
+mod target;
 pub mod telemetry;
 mod transport;
 mod url;

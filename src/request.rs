@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::header::{Entry, AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
-use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::call::{Body, Call};
 use crate::download::BodySettings;
@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::multipart::{Encoded, Form};
 use crate::response::Response;
 use crate::retry::RetryPolicy;
+use crate::target::Target;
 use crate::url;
 
 /// Builds one request; [`send`](RequestBuilder::send) runs it.
@@ -46,7 +47,7 @@ use crate::url;
 pub struct RequestBuilder<'c> {
     engine: &'c Engine,
     method: Method,
-    url: String,
+    url: Target,
     query: String,
     headers: HeaderMap,
     sensitive: Vec<HeaderName>,
@@ -75,7 +76,10 @@ impl fmt::Debug for RequestBuilder<'_> {
             .collect();
         f.debug_struct("RequestBuilder")
             .field("method", &self.method)
-            .field("url", &url::redact_query(&self.url, &self.sensitive_query))
+            .field(
+                "url",
+                &url::redact_query(self.url.as_str(), &self.sensitive_query),
+            )
             .field("headers", &headers)
             .finish_non_exhaustive()
     }
@@ -94,7 +98,7 @@ impl<'c> RequestBuilder<'c> {
         RequestBuilder {
             engine,
             method,
-            url: url.to_owned(),
+            url: engine.urls().target(url),
             query: String::new(),
             headers: HeaderMap::new(),
             sensitive: Vec::new(),
@@ -725,13 +729,11 @@ impl<'c> RequestBuilder<'c> {
     /// The call to send, or why it cannot be sent and the host it was for (when the URL
     /// parsed), so that the refusal is counted under it.
     fn prepare(mut self) -> Result<Call, (Error, Option<String>)> {
-        let target = self.target();
-        let (uri, userinfo) = match url::parse(&target, &self.sensitive_query) {
+        let (uri, host, userinfo) = match self.parse_target() {
             Ok(parsed) => parsed,
             // An invalid method or header set earlier is reported first, as it was found first.
             Err(e) => return Err((self.error.take().unwrap_or(e), None)),
         };
-        let host = self.engine.host_key(&uri);
         if let Some(e) = self.error.take() {
             return Err((e, Some(host)));
         }
@@ -762,9 +764,26 @@ impl<'c> RequestBuilder<'c> {
         })
     }
 
+    /// The checked URL with the pairs added by [`query`](Self::query), its host key and its
+    /// userinfo. The client's last URL is parsed once: given again (and no pairs added), its
+    /// parse is reused.
+    fn parse_target(&mut self) -> Result<(Uri, String, Option<Vec<u8>>), Error> {
+        if let (Target::Known(p), true) = (&self.url, self.query.is_empty()) {
+            return Ok((p.uri().clone(), p.host().to_owned(), None));
+        }
+        let target = self.target();
+        let (uri, userinfo) = url::parse(&target, &self.sensitive_query)?;
+        let host = self.engine.host_key(&uri);
+        if userinfo.is_none() && self.query.is_empty() {
+            self.engine.urls().remember(target, &uri, &host);
+        }
+        Ok((uri, host, userinfo))
+    }
+
     /// The URL with the pairs added by [`query`](Self::query).
     fn target(&mut self) -> String {
-        let mut target = std::mem::take(&mut self.url);
+        let mut target =
+            std::mem::replace(&mut self.url, Target::Given(String::new())).into_string();
         if !self.query.is_empty() {
             // A fragment is never sent (RFC 9110 §4.2.4): the pairs added by `query()` go
             // before it, not into it where they would be dropped with it.

@@ -311,3 +311,54 @@ fn default_headers_are_sent_and_overridden_per_request() {
 fn a_default_header_with_a_newline_panics_without_echoing_the_value() {
     let _ = PoolConfig::builder().default_header("x-a", "s3cret\r\nx-b: 1");
 }
+
+#[test]
+fn a_url_given_again_is_sent_as_given_whatever_each_request_adds() {
+    scenario(|| {
+        let (a, b) = (echo_server(), echo_server());
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        let url = a.url("/echo?api_key=s3cret");
+        let get = |request: http_sentinel::RequestBuilder<'_>| {
+            let response = request.send().unwrap();
+            let shown = response.url().to_string();
+            let _ = response.text().unwrap();
+            shown
+        };
+        // The same string each time: the first request parses it, the others reuse the parse.
+        assert!(get(client.get(&url)).ends_with("/echo?api_key=s3cret"));
+        let shown = get(client.get(&url).sensitive_query("api_key"));
+        assert!(shown.ends_with("/echo?api_key=***"), "{shown}");
+        assert!(get(client.get(&url).query("page", "2")).ends_with("&page=2"));
+        // Userinfo is not remembered: it becomes `Authorization` every time, and only then.
+        let with_user = url.replacen("http://", "http://alice:pw@", 1);
+        for _ in 0..2 {
+            assert!(!get(client.get(&with_user)).contains("alice"));
+        }
+        let _ = get(client.get(&url));
+        // A request built before another URL was sent still goes where it was told.
+        let held = client.get(&url);
+        let _ = get(client.get(&b.url("/echo")));
+        let _ = get(held);
+        let seen: Vec<_> = a
+            .requests()
+            .into_iter()
+            .map(|r| {
+                let auth = r.header("authorization").is_some();
+                (r.query.unwrap_or_default(), auth)
+            })
+            .collect();
+        let plain = ("api_key=s3cret".to_owned(), false);
+        let expected = [
+            plain.clone(),
+            plain.clone(),
+            ("api_key=s3cret&page=2".to_owned(), false),
+            ("api_key=s3cret".to_owned(), true),
+            ("api_key=s3cret".to_owned(), true),
+            plain.clone(),
+            plain,
+        ];
+        assert_eq!(seen, expected);
+        assert_eq!(b.requests().len(), 1);
+    });
+}
