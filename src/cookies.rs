@@ -25,6 +25,7 @@ pub use jar::CookieJar;
 mod off {
     use ureq::http::{HeaderMap, Uri};
 
+    #[derive(Clone, Default)]
     pub(crate) struct ClientJar;
 
     impl ClientJar {
@@ -219,7 +220,8 @@ mod jar {
         }
     }
 
-    /// One client's jar: the pool's shared one, or its own.
+    /// One client's jar: the pool's shared one, or its own (a hedge borrows its caller's).
+    #[derive(Clone, Default)]
     pub(crate) struct ClientJar(Option<Arc<Mutex<CookieStore>>>);
 
     impl ClientJar {

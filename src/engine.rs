@@ -19,6 +19,7 @@
 //! Each new capability is a layer at one of these phases, not a branch inside a long loop.
 
 use std::cell::{Cell, Ref};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -998,6 +999,26 @@ struct HedgeJob {
     delay: Duration,
     /// Hedges the attempt may still get, this one included.
     left: u32,
+    /// The call's retry policy: which responses end the race (`decisive`).
+    policy: RetryPolicy,
+    /// The caller's cookie jar: a hedge sends the caller's cookies and stores what it is sent
+    /// there, never in the hedge thread's client (which other callers' hedges use too).
+    cookies: ClientJar,
+}
+
+/// What a hedge's attempt took, recorded once the race says it was not cut short.
+struct HedgeAttempt {
+    took: Duration,
+    opened: u64,
+    timings: AttemptTimings,
+}
+
+/// The outcome a hedge that panicked gives the race: a failure, so the primary keeps its own.
+fn hedge_panicked() -> Error {
+    from_ureq(
+        ureq::Error::Io(std::io::Error::other("the hedge panicked")),
+        true,
+    )
 }
 
 /// Runs on a hedge thread when the hedge is due: sends it on the thread's own client (kept in
@@ -1011,21 +1032,35 @@ fn run_hedge(job: HedgeJob, local: &mut Local) {
         *local = Some(Box::new(Engine::new(job.shared.clone())));
     }
     if let Some(engine) = local_engine(local) {
+        engine.cookies = job.cookies.clone();
         engine.hedge(job);
+        engine.cookies = ClientJar::default();
     }
 }
 
-fn local_engine(local: &Local) -> Option<&Engine> {
-    local.as_ref().and_then(|l| l.downcast_ref::<Engine>())
+fn local_engine(local: &mut Local) -> Option<&mut Engine> {
+    local.as_mut().and_then(|l| l.downcast_mut::<Engine>())
 }
 
-/// Whether the call asks for server-sent events: not hedged, as the stream's own deadline
+/// Whether the call's body is read under an idle timeout instead of the deadline (it asks for
+/// server-sent events, or set `body_idle_timeout`): not hedged, as that deadline
 /// (`StreamParts`) is kept by the caller's client, not by a hedge's.
-fn wants_event_stream(call: &Call) -> bool {
-    call.headers.get_all(http::header::ACCEPT).iter().any(|v| {
-        v.as_bytes()
-            .windows(17)
-            .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+fn reads_under_idle_timeout(call: &Call) -> bool {
+    call.download.idle.is_some()
+        || call.headers.get_all(http::header::ACCEPT).iter().any(|v| {
+            v.as_bytes()
+                .windows(17)
+                .any(|w| w.eq_ignore_ascii_case(b"text/event-stream"))
+        })
+}
+
+/// Whether an attempt's outcome ends the race: a response the retry policy would not retry,
+/// and not a `409` (an `Idempotency-Key` still in progress, as a hedge of a keyed POST gets).
+/// A `503` or a failure leaves the other attempts running.
+fn decisive(result: &Result<HttpResponse, Error>, policy: &RetryPolicy) -> bool {
+    result.as_ref().is_ok_and(|r| {
+        let status = r.status().as_u16();
+        status != 409 && !policy.is_retryable_status(status)
     })
 }
 
@@ -1057,7 +1092,8 @@ impl Engine {
         self.conns.arm_abort();
         let scheduled = schedule_hedge(due, job);
         let result = self.send(call, timeout, state, resend_count);
-        let ok = result.is_ok();
+        let policy = call.policy.as_ref().unwrap_or(&self.shared.config.retry);
+        let ok = decisive(&result, policy);
         let (result, settled) = race.primary_finish(result, ok, state.deadline);
         self.conns.disarm_abort();
         if scheduled && settled.sent > 0 {
@@ -1086,7 +1122,7 @@ impl Engine {
             self.shared.config.hedge.as_ref()?,
             host.policy.hedge.as_ref()?,
         );
-        if self.ureq_timeouts || !call.replayable() || wants_event_stream(call) {
+        if self.ureq_timeouts || !call.replayable() || reads_under_idle_timeout(call) {
             return None;
         }
         let now = Instant::now();
@@ -1103,18 +1139,24 @@ impl Engine {
             deadline: state.deadline,
             delay,
             left: policy.max_extra(),
+            policy: call
+                .policy
+                .clone()
+                .unwrap_or_else(|| self.shared.config.retry.clone()),
+            cookies: self.cookies.clone(),
         };
         Some((job, due))
     }
 
-    /// On a hedge thread: sends the hedge unless the host's breaker is not closed or its
-    /// budget is spent (counted), and hands the outcome to the race.
+    /// On a hedge thread: sends the hedge unless the host's breaker is not closed, the host
+    /// has no free slot or paced request for it now, or its budget is spent (counted), and
+    /// hands the outcome to the race.
     fn hedge(&self, mut job: HedgeJob) {
         let host = self.host(&job.call.host);
         let Some(budget) = host.policy.hedge.as_ref().map(|h| &h.budget) else {
             return;
         };
-        if host.policy.breaker.state() != BreakerState::Closed {
+        if host.policy.breaker.state() != BreakerState::Closed || !job.race.is_open() {
             return;
         }
         // Under an adaptive concurrency limit a hedge needs a free slot: it never waits for
@@ -1126,6 +1168,13 @@ impl Engine {
             },
             None => None,
         };
+        // Paced hosts: a hedge goes out only if the host's pace lets it go now.
+        let now = Instant::now();
+        if let Some(pacer) = &host.policy.pacer {
+            if pacer.admit(&job.call.headers, now).is_err() {
+                return;
+            }
+        }
         if !budget.try_withdraw() {
             host.counters.record_hedge_refused();
             log::debug!("{} {}: hedge budget spent", job.call.method, job.call.host);
@@ -1141,10 +1190,40 @@ impl Engine {
         if job.left > 1 {
             self.next_hedge(&job);
         }
-        let result = self.hedge_send(&mut job.call, job.deadline, &host);
-        let ok = result.is_ok();
+        // A panic (an event handler's) must still end the hedge's part in the race, or a
+        // failed primary would wait for it until the deadline.
+        let sent = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.hedge_send(&mut job.call, job.deadline)
+        }));
+        let (result, attempt) = match sent {
+            Ok(sent) => sent,
+            Err(panicked) => {
+                drop(
+                    job.race
+                        .hedge_finish(&self.conns, Err(hedge_panicked()), false),
+                );
+                self.conns.disarm_abort();
+                panic::resume_unwind(panicked);
+            }
+        };
+        let ok = decisive(&result, &job.policy);
+        // An attempt that failed after the race was decided was cut by its abort: not an
+        // attempt that says anything about the host.
+        let aborted = result.is_err() && !job.race.is_open();
+        if !aborted {
+            // The events go to the user's handler on this thread, which has no caller to hand
+            // a panic to: it is logged, and the hedge's outcome still reaches the race.
+            let record = || self.record_hedge_attempt(&job.call, &result, &attempt, &host);
+            if panic::catch_unwind(AssertUnwindSafe(record)).is_err() {
+                log::warn!("an event handler panicked on a hedge thread");
+            }
+        }
         // A losing response is dropped unread here: its connection closes.
-        drop(job.race.hedge_finish(&self.conns, result, ok));
+        if let Some(Ok(lost)) = job.race.hedge_finish(&self.conns, result, ok) {
+            if let Some(pacer) = &host.policy.pacer {
+                pacer.observe(&job.call.headers, lost.status(), lost.headers());
+            }
+        }
         self.conns.disarm_abort();
         drop(slot);
     }
@@ -1164,19 +1243,20 @@ impl Engine {
                 deadline: job.deadline,
                 delay: job.delay,
                 left: job.left - 1,
+                policy: job.policy.clone(),
+                cookies: job.cookies.clone(),
             };
             schedule_hedge(due, next);
         }
     }
 
-    /// Sends the hedge's one attempt within the call's deadline, and records it as an attempt
-    /// of this client.
+    /// Sends the hedge's one attempt within the call's deadline; returns its outcome and what
+    /// to record of it.
     fn hedge_send(
         &self,
         call: &mut Call,
         deadline: Instant,
-        host: &HostLocal,
-    ) -> Result<HttpResponse, Error> {
+    ) -> (Result<HttpResponse, Error>, HedgeAttempt) {
         let mut state = CallState::start(call.timeout);
         state.deadline = deadline;
         let started = state.started;
@@ -1187,11 +1267,28 @@ impl Engine {
         let took = started.elapsed();
         let opened = self.conns.opened() - opened_before;
         let timings = self.conns.clock().read(started, 1, opened == 0, took);
+        (
+            result,
+            HedgeAttempt {
+                took,
+                opened,
+                timings,
+            },
+        )
+    }
+
+    /// Records a hedge as an attempt of this client.
+    fn record_hedge_attempt(
+        &self,
+        call: &Call,
+        result: &Result<HttpResponse, Error>,
+        attempt: &HedgeAttempt,
+        host: &HostLocal,
+    ) {
         let status = result.as_ref().ok().map(|r| r.status());
         host.counters
-            .record_attempt(took, opened, got_connection(&result), status);
-        self.record_attempt(call, &result, &timings);
-        result
+            .record_attempt(attempt.took, attempt.opened, got_connection(result), status);
+        self.record_attempt(call, result, &attempt.timings);
     }
 
     fn hedge_event(&self, host: &str, outcome: HedgeOutcome, delay: Duration) {

@@ -37,7 +37,10 @@ use crate::telemetry::AttemptTimings;
 /// # Ok::<(), http_sentinel::Error>(())
 /// ```
 pub trait EventHandler: Send + Sync + 'static {
-    /// An attempt finished (successfully or not).
+    /// An attempt finished (successfully or not). A hedge's attempt is told of on the pool's
+    /// hedge thread that sent it (named `sentinel-hedge`), possibly while its caller's call
+    /// goes on; a panic there is logged and does not stop hedging. A hedge cut short because
+    /// its race was decided is not told of.
     fn on_attempt(&self, event: &AttemptEvent) {
         let _ = event;
     }
@@ -64,7 +67,8 @@ pub trait EventHandler: Send + Sync + 'static {
     }
 
     /// A hedge was sent, won its race, or was refused by the host's hedge budget (see
-    /// [`HedgePolicy`](crate::HedgePolicy)).
+    /// [`HedgePolicy`](crate::HedgePolicy)). `Sent` and `Won` come from the caller's thread
+    /// once the race is over; `Refused` from the hedge thread.
     fn on_hedge(&self, event: &HedgeEvent) {
         let _ = event;
     }

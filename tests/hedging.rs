@@ -1,4 +1,4 @@
-//! Hedged requests over loopback (fault scenarios 58-63, tests/README.md): which requests are
+//! Hedged requests over loopback (fault scenarios 58-69, tests/README.md): which requests are
 //! hedged, the deadline, the loser's connection, the budget under 32 threads, the breaker.
 //! Checked against the fault server's request and connection logs.
 
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http_sentinel::events::{HedgeEvent, HedgeOutcome};
 use http_sentinel::{
-    AdaptiveLimit, BreakerConfig, EventHandler, HedgeDelay, HedgePolicy, PoolConfigBuilder,
+    AdaptiveLimit, BreakerConfig, EventHandler, HedgeDelay, HedgePolicy, Pacing, PoolConfigBuilder,
     RetryPolicy,
 };
 
@@ -325,6 +325,238 @@ fn a_hedge_needs_a_free_slot_under_the_concurrency_limit() {
             assert_eq!(server.requests_to(&path), requests, "{slots} slot(s)");
             drop((client, pool));
         }
+        server.shutdown();
+    });
+}
+
+/// Ends slow (400 ms, "slow") for the first request to its route, then answers `reply` at once.
+fn slow_then(reply: Reply) -> Behaviour {
+    Behaviour::Sequence(vec![slow_reply("slow", 400), Behaviour::Respond(reply)])
+}
+
+/// One hedge thread, a budget that never refuses: each call below gets its hedge.
+fn one_thread(delay_ms: u64) -> PoolConfigBuilder {
+    support::config(Duration::from_secs(5))
+        .retry(RetryPolicy::new().with_max_attempts(1))
+        .hedge(
+            HedgePolicy::new()
+                .with_threads(1)
+                .with_budget(1.0, 100)
+                .with_delay(HedgeDelay::Fixed(Duration::from_millis(delay_ms))),
+        )
+}
+
+#[cfg(feature = "cookies")]
+#[test]
+fn a_hedge_carries_its_callers_cookies_and_stores_what_it_is_sent_in_the_callers_jar() {
+    use http_sentinel::CookieJar;
+    scenario(|| {
+        let login = Reply::text(200, "ok").header("set-cookie", "sid=alice; Path=/");
+        let relogin = Reply::text(200, "fast").header("set-cookie", "sid=bob; Path=/");
+        let server = TestServer::builder()
+            .route("/login", Behaviour::Respond(login))
+            .route("/me", slow_then(Reply::text(200, "fast")))
+            .route("/relogin", slow_then(relogin))
+            .route("/check", Behaviour::EchoHeaders)
+            .route("/carol", slow_then(Reply::text(200, "fast")))
+            .start();
+        let pool = pool(one_thread(20).cookie_store(CookieJar::per_client()));
+        let cookies_to = |path: &str| -> Vec<Option<String>> {
+            let requests = server.requests();
+            let to = requests.iter().filter(|r| r.path == path);
+            to.map(|r| r.header("cookie").map(str::to_owned)).collect()
+        };
+        let alice = pool.checkout().unwrap();
+        alice.get(&server.url("/login")).send().unwrap();
+        assert_eq!(
+            alice
+                .get(&server.url("/me"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+            "fast"
+        );
+        let alice_cookie = Some("sid=alice".to_owned());
+        assert_eq!(cookies_to("/me"), vec![alice_cookie.clone(), alice_cookie]);
+        // The hedge's response renews the session: in alice's jar, not the hedge thread's.
+        let relogin = alice.get(&server.url("/relogin")).send().unwrap();
+        assert_eq!(relogin.text().unwrap(), "fast");
+        let echoed = alice
+            .get(&server.url("/check"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(echoed.contains("sid=bob"), "{echoed}");
+        // Another client of the pool, hedged on the same thread, sends no one's cookie.
+        let carol = pool.checkout().unwrap();
+        carol.get(&server.url("/carol")).send().unwrap();
+        assert_eq!(cookies_to("/carol"), vec![None, None]);
+        drop((alice, carol, pool));
+        server.shutdown();
+    });
+}
+
+/// A handler that panics when it is called on a hedge thread.
+struct PanicsOnHedgeThreads;
+
+impl EventHandler for PanicsOnHedgeThreads {
+    fn on_attempt(&self, _: &http_sentinel::events::AttemptEvent) {
+        if thread::current().name() == Some("sentinel-hedge") {
+            panic!("a handler that fails on hedge threads");
+        }
+    }
+}
+
+#[test]
+fn an_event_handler_that_panics_on_a_hedge_thread_does_not_stop_hedging() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/a", slow_then(Reply::text(200, "fast")))
+            .route("/b", slow_then(Reply::text(200, "fast")))
+            .start();
+        let pool = pool(one_thread(20).event_handler(Arc::new(PanicsOnHedgeThreads)));
+        let client = pool.checkout().unwrap();
+        // Both hedges are sent on the one hedge thread and win, the handler's panic and all.
+        for path in ["/a", "/b"] {
+            let body = client
+                .get(&server.url(path))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            assert_eq!(body, "fast", "{path}");
+            assert_eq!(server.requests_to(path), 2, "{path}");
+        }
+        assert_eq!(pool.stats().hedges_won(), 2);
+        drop((client, pool));
+        server.shutdown();
+    });
+}
+
+#[test]
+fn a_paced_host_gets_no_hedge_its_pace_does_not_allow() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/p", slow_then(Reply::text(200, "fast")))
+            .start();
+        // One request per 10 s: the call's own, so no hedge.
+        let pacing = Pacing::new().with_limit(1, Duration::from_secs(10));
+        let pool = pool(one_thread(20).pacing(pacing));
+        let client = pool.checkout().unwrap();
+        assert_eq!(
+            client
+                .get(&server.url("/p"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+            "slow"
+        );
+        assert_eq!(server.requests_to("/p"), 1);
+        assert_eq!(pool.stats().hedges_sent(), 0);
+        drop((client, pool));
+        server.shutdown();
+    });
+}
+
+#[test]
+fn a_fast_409_or_503_does_not_beat_a_slow_success() {
+    scenario(|| {
+        // The hedge of a keyed POST is told its key is in progress (409, as the
+        // Idempotency-Key draft and Stripe answer); the hedge of a GET gets a fast 503.
+        let conflict = Reply::text(409, "a request with this key is in progress");
+        let server = TestServer::builder()
+            .route("/charge", slow_then(conflict))
+            .route("/busy", slow_then(Reply::text(503, "busy")))
+            .start();
+        let pool = pool(one_thread(20));
+        let client = pool.checkout().unwrap();
+        let charge = client
+            .post(&server.url("/charge"))
+            .header("Idempotency-Key", "k-42")
+            .body("amount=10")
+            .send()
+            .unwrap();
+        assert_eq!(
+            (charge.status().as_u16(), charge.text().unwrap()),
+            (200, "slow".into())
+        );
+        let busy = client.get(&server.url("/busy")).send().unwrap();
+        assert_eq!(
+            (busy.status().as_u16(), busy.text().unwrap()),
+            (200, "slow".into())
+        );
+        assert_eq!(
+            server.requests_to("/charge") + server.requests_to("/busy"),
+            4
+        );
+        assert_eq!(pool.stats().hedges_won(), 0);
+        drop((client, pool));
+        server.shutdown();
+    });
+}
+
+#[test]
+fn a_body_read_under_its_own_idle_timeout_is_not_hedged() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/dl", slow_reply("body", 200))
+            .start();
+        let pool = pool(one_thread(20));
+        let client = pool.checkout().unwrap();
+        let response = client
+            .get(&server.url("/dl"))
+            .body_idle_timeout(Duration::from_secs(1))
+            .send()
+            .unwrap();
+        assert_eq!(response.text().unwrap(), "body");
+        assert_eq!(server.requests_to("/dl"), 1);
+        assert_eq!(pool.stats().hedges_sent(), 0);
+        drop((client, pool));
+        server.shutdown();
+    });
+}
+
+/// Every attempt's outcome, as the events tell it.
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<String>>);
+
+impl EventHandler for Outcomes {
+    fn on_attempt(&self, event: &http_sentinel::events::AttemptEvent) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{:?}", event.outcome()));
+    }
+}
+
+#[test]
+fn a_hedge_cut_short_by_the_primarys_win_is_not_an_error_of_the_host() {
+    scenario(|| {
+        // Every response takes 150 ms: the primary wins, the hedge (sent at 20 ms) is cut.
+        let server = TestServer::builder()
+            .fallback(slow_reply("ok", 150))
+            .start();
+        let events = Arc::new(Outcomes::default());
+        let pool = pool(one_thread(20).event_handler(events.clone()));
+        let client = pool.checkout().unwrap();
+        assert_eq!(
+            client
+                .get(&server.url("/x"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap(),
+            "ok"
+        );
+        assert_eq!(pool.stats().hedges_sent(), 1);
+        // Dropping the pool waits for its hedge threads: the hedge has ended by then. One
+        // attempt is told of, the primary's; the hedge was cut, not refused by the host.
+        drop((client, pool));
+        let outcomes = events.0.lock().unwrap().clone();
+        assert_eq!(outcomes, vec!["Ok(200)".to_owned()]);
         server.shutdown();
     });
 }

@@ -9,6 +9,7 @@
 use std::any::Any;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -191,7 +192,12 @@ fn run(inner: &Inner) {
                     inner.changed.notify_one();
                 }
                 drop(q);
-                (next.job)(&mut local);
+                // A panicking job (an event handler's) must not end the thread: the race has
+                // had its outcome (the engine sees to that); its client is replaced.
+                let job = next.job;
+                if panic::catch_unwind(AssertUnwindSafe(|| job(&mut local))).is_err() {
+                    local = None;
+                }
                 lock(&inner.queue)
             }
             Some(Some(t)) => {
