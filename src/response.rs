@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use ureq::http::header::AsHeaderName;
+use ureq::http::header::{AsHeaderName, HeaderName};
 use ureq::http::{self, HeaderMap, StatusCode, Uri, Version};
 
 use crate::call::Call;
@@ -58,7 +58,6 @@ pub struct Response {
     counters: Arc<CachePadded<HostCounters>>,
     timings: AttemptTimings,
     events: Option<Arc<dyn EventHandler>>,
-    request_id: Option<String>,
     stream: StreamParts,
     version: Version,
     connection: ConnectionFacts,
@@ -128,23 +127,31 @@ const MAX_REQUEST_ID: usize = 128;
 /// The request id the server gave a response: `x-request-id` (OpenAI, most gateways), else
 /// `request-id` (Anthropic, Stripe).
 pub(crate) fn server_request_id(headers: &HeaderMap) -> Option<String> {
+    request_id_in(headers).map(str::to_owned)
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+
+/// The server's request id in `headers`, cut to `MAX_REQUEST_ID` characters: read when asked
+/// for, so a response nobody asks costs no lookup or copy.
+fn request_id_in(headers: &HeaderMap) -> Option<&str> {
     let value = headers
-        .get("x-request-id")
-        .or_else(|| headers.get("request-id"))?
+        .get(&X_REQUEST_ID)
+        .or_else(|| headers.get(&REQUEST_ID))?
         .to_str()
         .ok()?;
     let end = value
         .char_indices()
         .nth(MAX_REQUEST_ID)
         .map_or(value.len(), |(i, _)| i);
-    Some(value[..end].to_owned())
+    Some(&value[..end])
 }
 
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
         let (parts, body) = response.into_parts();
         Response {
-            request_id: server_request_id(&parts.headers),
             stream: f.stream,
             version: parts.version,
             connection: f.connection,
@@ -275,7 +282,7 @@ impl Response {
     /// # Ok::<(), http_sentinel::Error>(())
     /// ```
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        request_id_in(&self.headers)
     }
 
     /// The body as a stream of server-sent events: see [`Events`] for the idle timeout,
@@ -303,7 +310,7 @@ impl Response {
             host: self.host,
             attempts: self.attempts,
             redirects: self.redirects,
-            request_id: self.request_id,
+            request_id: server_request_id(&self.headers),
             limit: self.rules.limit,
         };
         Events::new(self.body, idle, origin, self.counters)
@@ -469,7 +476,7 @@ impl Response {
             Err(Error::new(ErrorKind::Status(self.status))
                 .with_host(&self.host)
                 .with_attempts(self.attempts, self.redirects)
-                .with_request_id(self.request_id.as_deref()))
+                .with_request_id(request_id_in(&self.headers)))
         } else {
             Ok(self)
         }
@@ -478,7 +485,7 @@ impl Response {
     fn body_error(&self, e: Error) -> Error {
         e.with_host(&self.host)
             .with_attempts(self.attempts, self.redirects)
-            .with_request_id(self.request_id.as_deref())
+            .with_request_id(request_id_in(&self.headers))
     }
 
     /// The body's idle timeout, when the request set one: from now on it, not the call's
@@ -606,7 +613,7 @@ impl Response {
     pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let host = self.host.clone();
         let (attempts, redirects) = (self.attempts, self.redirects);
-        let request_id = self.request_id.clone();
+        let request_id = server_request_id(&self.headers);
         let bytes = self.bytes()?;
         serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(ErrorKind::Decode(format!("JSON: {e}")))
