@@ -669,36 +669,60 @@ impl Response {
 /// at the end: no copy of a large body is ever made, whatever the allocator does on realloc.
 fn read_within(reader: &mut impl Read, limit: u64, hint: Option<u64>) -> std::io::Result<Vec<u8>> {
     const DIRECT: usize = 1024 * 1024;
+    // Bytes zeroed ahead of a read when the length is unknown: reads go straight into the
+    // Vec, so a 13-byte body costs 13 zeroed bytes with a declared length and 4 KiB without,
+    // not a 16 KiB stack buffer zeroed and copied on every call.
+    const WINDOW: usize = 4 * 1024;
     let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
     // A declared length caps the buffer as the limit does (ureq fails a body longer than
     // its Content-Length), but is not trusted with more than 1 MiB before bytes arrive.
     let cap = hint.map_or(cap, |h| usize::try_from(h).unwrap_or(usize::MAX).min(cap));
-    let first = hint.map_or(16 * 1024, |_| cap).min(DIRECT);
+    // Without a declared length nothing is reserved until the first byte arrives (an empty
+    // body allocates nothing), then 16 KiB.
+    let first = hint.map_or(0, |_| cap).min(DIRECT);
     let mut out = Vec::with_capacity(first);
-    let mut chunk = [0u8; 16 * 1024];
+    let mut filled = 0;
     loop {
-        let n = match reader.read(&mut chunk) {
-            Ok(0) => {
-                // Give back what the jump to the limit reserved beyond the body.
-                if out.capacity() > DIRECT && out.capacity() - out.len() > out.len() / 4 {
-                    out.shrink_to_fit();
-                }
-                return Ok(out);
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let need = out.len() + n;
-        if need > out.capacity() {
-            let doubled = out.capacity().saturating_mul(2).max(need);
+        if filled == out.capacity() {
+            // Full: one small read tells the end from more bytes before the Vec grows, so a
+            // body that fills its declared length exactly is never reallocated.
+            let mut probe = [0u8; 64];
+            let n = match reader.read(&mut probe) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let need = filled + n;
+            let doubled = out.capacity().saturating_mul(2).max(need).max(16 * 1024);
             let target = if doubled > DIRECT {
                 cap
             } else {
                 doubled.min(cap)
             };
             out.reserve_exact(target.max(need) - out.len());
+            out.extend_from_slice(&probe[..n]);
+            filled = need;
+            continue;
         }
-        out.extend_from_slice(&chunk[..n]);
+        // Zero only the window about to be read into: capacity reserved up to the limit stays
+        // untouched (and unmapped) until bytes arrive.
+        let window = (out.capacity() - filled).min(WINDOW.max(filled));
+        out.resize(filled + window, 0);
+        let r = reader.read(&mut out[filled..]);
+        // What the read wrote stays; the rest of the zeroed window is cut off again.
+        filled += r.as_ref().map_or(0, |&n| n.min(window));
+        out.truncate(filled);
+        match r {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    // Give back what the jump to the limit reserved beyond the body.
+    if out.capacity() > DIRECT && out.capacity() - out.len() > out.len() / 4 {
+        out.shrink_to_fit();
+    }
+    Ok(out)
 }

@@ -329,3 +329,109 @@ fn a_body_read_with_bytes_never_holds_capacity_past_the_limit() {
         body.len()
     );
 }
+
+fn chunked(body: &[u8]) -> Vec<u8> {
+    let mut out = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    // Uneven chunk sizes, so reads end at every kind of boundary.
+    for part in body.chunks(3000) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+fn close_delimited(body: &[u8]) -> Vec<u8> {
+    let mut out = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn bodies_of_every_size_around_the_read_buffers_come_back_byte_for_byte() {
+    // Sizes at the edges of the end-of-body probe (64), the zeroed read window (4 KiB), the
+    // first capacity without a length (16 KiB) and its doublings; each framing.
+    let sizes = [
+        0usize, 1, 63, 64, 65, 4095, 4096, 4097, 16_383, 16_384, 16_385, 100_001,
+    ];
+    let mut builder = TestServer::builder();
+    let bodies: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&n| (0..n as u64).map(support::server::bulk_byte).collect())
+        .collect();
+    for (n, body) in sizes.iter().zip(&bodies) {
+        builder = builder
+            .route(
+                &format!("/length/{n}"),
+                Behaviour::Respond(Reply::new(200).body(body.clone())),
+            )
+            .route(
+                &format!("/chunked/{n}"),
+                Behaviour::RawKeepAlive(chunked(body)),
+            )
+            .route(&format!("/close/{n}"), raw(close_delimited(body)));
+    }
+    let server = builder.start();
+    let pool = pool();
+    let client = pool.checkout().unwrap();
+    for (n, body) in sizes.iter().zip(&bodies) {
+        for framing in ["length", "chunked", "close"] {
+            let got = client
+                .get(&server.url(&format!("/{framing}/{n}")))
+                .send()
+                .unwrap()
+                .bytes()
+                .unwrap_or_else(|e| panic!("{framing} {n}: {e}"));
+            assert!(
+                got == *body,
+                "{framing} body of {n} bytes came back as {} bytes",
+                got.len()
+            );
+            // A declared length sizes the buffer exactly: no regrowth, no slack.
+            if framing == "length" {
+                assert_eq!(got.capacity(), *n, "capacity for a declared {n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_body_exactly_at_the_limit_is_read_whole_and_one_byte_more_is_refused() {
+    const LIMIT: usize = 5000;
+    let at: Vec<u8> = (0..LIMIT as u64).map(support::server::bulk_byte).collect();
+    let over: Vec<u8> = (0..=LIMIT as u64).map(support::server::bulk_byte).collect();
+    let server = TestServer::builder()
+        .route("/chunked/at", Behaviour::RawKeepAlive(chunked(&at)))
+        .route("/chunked/over", Behaviour::RawKeepAlive(chunked(&over)))
+        .route("/close/at", raw(close_delimited(&at)))
+        .route("/close/over", raw(close_delimited(&over)))
+        .start();
+    let pool = ClientPool::new(
+        PoolConfig::builder()
+            .retry(RetryPolicy::none())
+            .body_limit(LIMIT as u64)
+            .build(),
+    )
+    .unwrap();
+    let client = pool.checkout().unwrap();
+    for framing in ["chunked", "close"] {
+        let got = client
+            .get(&server.url(&format!("/{framing}/at")))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap();
+        assert!(got == at, "{framing}: {} bytes at the limit", got.len());
+        let err = client
+            .get(&server.url(&format!("/{framing}/over")))
+            .send()
+            .unwrap()
+            .bytes()
+            .unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::BodyTooLarge(_)),
+            "{framing}: {err}"
+        );
+    }
+}
