@@ -107,6 +107,19 @@ impl HeadScanner {
                     break;
                 }
             }
+            if self.head.is_empty() {
+                // The usual case: the whole head arrived in one read. It is judged where it
+                // lies, not copied first.
+                let limit = bytes.len().min(self.max_head.saturating_add(1));
+                if let Some(end) = head_end(&bytes[..limit], 0) {
+                    let flow = self.judge(&bytes[..end])?;
+                    bytes = &bytes[end..];
+                    if let ControlFlow::Break(()) = flow {
+                        return Ok(Some(total - bytes.len()));
+                    }
+                    continue;
+                }
+            }
             let searched = self.head.len().saturating_sub(2);
             let room = self.max_head.saturating_sub(self.head.len());
             let take = bytes.len().min(room.saturating_add(1));
@@ -120,18 +133,21 @@ impl HeadScanner {
             let used = take - (self.head.len() - end);
             bytes = &bytes[used..];
             self.head.truncate(end);
-            if let ControlFlow::Break(()) = self.judge()? {
+            let head = std::mem::take(&mut self.head);
+            let flow = self.judge(&head);
+            self.head = head;
+            self.head.clear();
+            if let ControlFlow::Break(()) = flow? {
                 return Ok(Some(total - bytes.len()));
             }
-            self.head.clear();
         }
         Ok(None)
     }
 
     /// Applies the rules to the head just completed: `Continue` for an interim response (the
     /// next head follows), `Break` for the final one.
-    fn judge(&mut self) -> Result<ControlFlow<()>, Refused> {
-        let Some(head) = parse(&self.head) else {
+    fn judge(&mut self, head: &[u8]) -> Result<ControlFlow<()>, Refused> {
+        let Some(head) = parse(head) else {
             self.state = State::Off;
             return Ok(ControlFlow::Break(()));
         };
@@ -240,26 +256,27 @@ fn list(codings: &[String]) -> String {
 /// The end of a head in `buf` (just past its empty line), searching from `from`: a line feed
 /// followed by an empty line, as httparse accepts it (`\n\n` or `\n\r\n`).
 fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            match buf.get(i + 1) {
-                Some(b'\n') => return Some(i + 2),
-                Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
-                _ => {}
-            }
+    memchr::memchr_iter(b'\n', buf.get(from..)?).find_map(|i| {
+        let i = from + i;
+        match buf.get(i + 1..) {
+            Some([b'\n', ..]) => Some(i + 2),
+            Some([b'\r', b'\n', ..]) => Some(i + 3),
+            _ => None,
         }
-        i += 1;
-    }
-    None
+    })
 }
 
 /// The status line and the framing headers of a complete head; `None` when the status line
 /// is not HTTP/1.x with a three-digit status (ureq then fails the response itself).
 fn parse(head: &[u8]) -> Option<Head> {
-    let mut lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut start = 0;
+    let mut lines = memchr::memchr_iter(b'\n', head)
+        .chain(std::iter::once(head.len()))
+        .map(|end| {
+            let l = &head[start..end];
+            start = end + 1;
+            l.strip_suffix(b"\r").unwrap_or(l)
+        });
     let status_line = lines.next()?;
     let version = status_line.get(..8)?;
     let http10 = match version {
@@ -278,7 +295,11 @@ fn parse(head: &[u8]) -> Option<Head> {
         ..Head::default()
     };
     for line in lines {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        // Only the framing headers matter: a line that cannot start one is not searched.
+        if !matches!(line.first(), Some(b't' | b'T' | b'c' | b'C')) {
+            continue;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let (name, value) = (&line[..colon], &line[colon + 1..]);

@@ -213,16 +213,14 @@ fn refill(buffers: &mut dyn Buffers, bytes: &[u8]) -> Result<(), ureq::Error> {
 /// (httparse), a bare LF ends a line as CRLF does.
 fn head_len(input: &[u8]) -> Option<usize> {
     let start = input.iter().position(|&b| b != b'\r' && b != b'\n')?;
-    let mut at = start;
-    while let Some(i) = input[at..].iter().position(|&b| b == b'\n') {
-        let next = at + i + 1;
+    memchr::memchr_iter(b'\n', &input[start..]).find_map(|i| {
+        let next = start + i + 1;
         match input.get(next..) {
-            Some([b'\n', ..]) => return Some(next + 1),
-            Some([b'\r', b'\n', ..]) => return Some(next + 2),
-            _ => at = next,
+            Some([b'\n', ..]) => Some(next + 1),
+            Some([b'\r', b'\n', ..]) => Some(next + 2),
+            _ => None,
         }
-    }
-    None
+    })
 }
 
 /// A 1xx head, after which the final response head follows.
@@ -242,11 +240,17 @@ fn scan_head(
     found: &mut Received,
     blank: &mut dyn FnMut(Range<usize>),
 ) {
-    let mut at = 0;
-    for line in head.split(|&b| b == b'\n') {
-        let line_start = at;
-        at += line.len() + 1;
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+    let mut line_start = 0;
+    for end in memchr::memchr_iter(b'\n', head).chain(std::iter::once(head.len())) {
+        let line = &head[line_start..end];
+        let this_start = line_start;
+        line_start = end + 1;
+        // Only `Set-Cookie` and `Location` are rewritten: other lines are not searched.
+        if !matches!(line.first(), Some(b's' | b'S' | b'l' | b'L')) {
+            continue;
+        }
+        let line_start = this_start;
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let name = &line[..colon];
@@ -254,18 +258,17 @@ fn scan_head(
         if value.is_empty() {
             continue;
         }
-        let real = line[value.clone()].to_vec();
         let shift = |r: Range<usize>| line_start + r.start..line_start + r.end;
         if name.eq_ignore_ascii_case(b"set-cookie") {
+            found.set_cookie.push(line[value.clone()].to_vec());
             blank(shift(value));
-            found.set_cookie.push(real);
         } else if name.eq_ignore_ascii_case(b"location") && found.location.is_none() {
             let hidden = location_secrets(&line[value.clone()], names);
             if !hidden.is_empty() {
                 for r in hidden {
                     blank(shift(value.start + r.start..value.start + r.end));
                 }
-                found.location = Some(real);
+                found.location = Some(line[value].to_vec());
             }
         }
     }
