@@ -5,8 +5,14 @@
 //!
 //! `noop` installs a subscriber that enables every span and event and discards them: what the
 //! `tracing` feature costs once an application has a subscriber, before any layer's own work.
-//! `ureq` sends the same GETs through a bare `ureq::Agent` (its defaults), the engine the
-//! library wraps, for comparison.
+//! `ureq` sends the same GETs through a bare `ureq::Agent` (its defaults, 128 KiB buffers),
+//! the engine the library wraps, for comparison; `ureq-8k` through one with the library's
+//! 8 KiB buffers.
+//!
+//! `LIVE=N` in the environment keeps N-1 other clients (or Agents) of the same kind alive
+//! beside the measured one, each holding a kept-alive connection it opened with one request
+//! before the measured loop: one thread's cost per request with 1 or 1000 live clients, for
+//! the cache-miss comparison (`CGOPTS=--cache-sim=yes` in `benches/instructions.sh`).
 //!
 //! A counting global allocator prints the run's allocations (`allocations: N`) on stderr, so
 //! the script can report allocations per request beside instructions.
@@ -103,7 +109,16 @@ mod noop {
 fn client(url: &str, n: u64, subscriber: &str) {
     match subscriber {
         "none" => {}
-        "ureq" => return bare_ureq(url, n),
+        "ureq" => return bare_ureq(url, n, ureq::Agent::new_with_defaults),
+        "ureq-8k" => {
+            return bare_ureq(url, n, || {
+                ureq::Agent::config_builder()
+                    .input_buffer_size(8 * 1024)
+                    .output_buffer_size(8 * 1024)
+                    .build()
+                    .new_agent()
+            })
+        }
         #[cfg(feature = "tracing")]
         "noop" => {
             tracing::subscriber::set_global_default(noop::Noop(AtomicU64::new(0)))
@@ -111,7 +126,25 @@ fn client(url: &str, n: u64, subscriber: &str) {
         }
         other => panic!("unknown subscriber {other} (noop needs --features tracing)"),
     }
-    let pool = ClientPool::new(PoolConfig::default()).expect("pool");
+    let live = live();
+    let pool =
+        ClientPool::new(PoolConfig::builder().max_clients(live.max(1)).build()).expect("pool");
+    // The other live clients, each holding its connection (checked out, not returned).
+    let first = url.split(',').next().unwrap_or(url);
+    let others: Vec<_> = (1..live)
+        .map(|_| {
+            let c = pool.checkout().expect("client");
+            assert_eq!(
+                c.get(first)
+                    .send()
+                    .and_then(|r| r.bytes())
+                    .expect("warm-up")
+                    .len(),
+                13
+            );
+            c
+        })
+        .collect();
     let client = pool.checkout().expect("client");
     let errors = AtomicU64::new(0);
     let urls: Vec<&str> = url.split(',').collect();
@@ -126,11 +159,34 @@ fn client(url: &str, n: u64, subscriber: &str) {
     let errors = errors.load(Ordering::Relaxed);
     assert_eq!(errors, 0, "{errors} failed requests");
     eprintln!("allocations: {}", ALLOCATIONS.load(Ordering::Relaxed));
+    drop(others);
 }
 
-/// The same loop through a bare `ureq::Agent` with its defaults.
-fn bare_ureq(url: &str, n: u64) {
-    let agent = ureq::Agent::new_with_defaults();
+/// `LIVE` from the environment: how many clients are alive in all (at least 1).
+fn live() -> usize {
+    std::env::var("LIVE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The same loop through a bare `ureq::Agent` made by `make`.
+fn bare_ureq(url: &str, n: u64, make: impl Fn() -> ureq::Agent) {
+    let first = url.split(',').next().unwrap_or(url);
+    let others: Vec<ureq::Agent> = (1..live())
+        .map(|_| {
+            let agent = make();
+            let body = agent
+                .get(first)
+                .call()
+                .and_then(|mut r| r.body_mut().read_to_vec())
+                .expect("warm-up");
+            assert_eq!(body.len(), 13);
+            agent
+        })
+        .collect();
+    let agent = make();
     let urls: Vec<&str> = url.split(',').collect();
     for url in urls.iter().cycle().take(n as usize) {
         let body = agent
@@ -141,6 +197,7 @@ fn bare_ureq(url: &str, n: u64) {
         assert_eq!(body.len(), 13);
     }
     eprintln!("allocations: {}", ALLOCATIONS.load(Ordering::Relaxed));
+    drop(others);
 }
 
 fn main() {
@@ -154,6 +211,6 @@ fn main() {
         ["serve", port] => serve(port.parse().expect("port")),
         ["client", url, n, subscriber] => client(url, n.parse().expect("count"), subscriber),
         // `cargo bench` runs every bench target with `--bench`: nothing to do without a server.
-        _ => eprintln!("usage: instructions serve PORT | client URL N none|noop|ureq"),
+        _ => eprintln!("usage: instructions serve PORT | client URL N none|noop|ureq|ureq-8k"),
     }
 }
