@@ -778,6 +778,8 @@ impl Engine {
 
     /// Asks the policy whether to retry. A stop returns the last outcome, except that a server
     /// wait the call cannot honour is reported as such, with the wait the server asked for.
+    #[cold]
+    #[inline(never)]
     fn plan(
         &self,
         call: &Call,
@@ -811,6 +813,8 @@ impl Engine {
     }
 
     /// Waits before the next attempt; the plan made sure the wait ends before the deadline.
+    #[cold]
+    #[inline(never)]
     fn sleep(&self, call: &Call, hop: &mut HopState, delay: Duration, r: Retry) {
         let attempt = hop.retries.attempts();
         log::warn!(
@@ -1085,9 +1089,28 @@ impl Engine {
         resend_count: u32,
         host: &HostLocal,
     ) -> Result<HttpResponse, Error> {
-        let Some((job, due)) = self.hedge_job(call, state, host) else {
-            return self.send(call, timeout, state, resend_count);
-        };
+        match self.hedge_job(call, state, host) {
+            None => self.send(call, timeout, state, resend_count),
+            Some((job, due)) => {
+                self.send_racing(call, timeout, state, resend_count, host, job, due)
+            }
+        }
+    }
+
+    /// [`Engine::send_hedged`] with a hedge scheduled: out of line, so the race's state does
+    /// not widen the stack frame of every unhedged attempt.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn send_racing(
+        &self,
+        call: &mut Call,
+        timeout: Option<Duration>,
+        state: &CallState,
+        resend_count: u32,
+        host: &HostLocal,
+        job: HedgeJob,
+        due: Instant,
+    ) -> Result<HttpResponse, Error> {
         let (race, delay) = (job.race.clone(), job.delay);
         self.conns.arm_abort();
         let scheduled = schedule_hedge(due, job);

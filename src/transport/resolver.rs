@@ -248,6 +248,22 @@ impl Resolver for CachingResolver {
         {
             return Ok(addrs);
         }
+        self.resolve_uncached(uri, https, authority, timeout)
+    }
+}
+
+impl CachingResolver {
+    /// Everything after the last answer missed: kept out of line, so the hot path's stack
+    /// frame is not sized for the address lists built here.
+    #[inline(never)]
+    #[cold]
+    fn resolve_uncached(
+        &self,
+        uri: &Uri,
+        https: bool,
+        authority: &str,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let host = uri
             .host()
             .ok_or_else(|| ureq::Error::BadUri("no host".into()))?;
