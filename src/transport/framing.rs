@@ -111,8 +111,8 @@ impl HeadScanner {
                 // The usual case: the whole head arrived in one read. It is judged where it
                 // lies, not copied first.
                 let limit = bytes.len().min(self.max_head.saturating_add(1));
-                if let Some(end) = head_end(&bytes[..limit], 0) {
-                    let flow = self.judge(&bytes[..end])?;
+                if let Some((end, head)) = parse_through(&bytes[..limit]) {
+                    let flow = self.judge(head)?;
                     bytes = &bytes[end..];
                     if let ControlFlow::Break(()) = flow {
                         return Ok(Some(total - bytes.len()));
@@ -133,10 +133,9 @@ impl HeadScanner {
             let used = take - (self.head.len() - end);
             bytes = &bytes[used..];
             self.head.truncate(end);
-            let head = std::mem::take(&mut self.head);
-            let flow = self.judge(&head);
-            self.head = head;
+            let head = parse_through(&self.head).and_then(|(_, head)| head);
             self.head.clear();
+            let flow = self.judge(head);
             if let ControlFlow::Break(()) = flow? {
                 return Ok(Some(total - bytes.len()));
             }
@@ -146,8 +145,8 @@ impl HeadScanner {
 
     /// Applies the rules to the head just completed: `Continue` for an interim response (the
     /// next head follows), `Break` for the final one.
-    fn judge(&mut self, head: &[u8]) -> Result<ControlFlow<()>, Refused> {
-        let Some(head) = parse(head) else {
+    fn judge(&mut self, head: Option<Head>) -> Result<ControlFlow<()>, Refused> {
+        let Some(head) = head else {
             self.state = State::Off;
             return Ok(ControlFlow::Break(()));
         };
@@ -266,36 +265,34 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     })
 }
 
-/// The status line and the framing headers of a complete head; `None` when the status line
-/// is not HTTP/1.x with a three-digit status (ureq then fails the response itself).
-fn parse(head: &[u8]) -> Option<Head> {
+/// Reads a head from the start of `buf` up to its empty line, in one pass: where it ends
+/// (just past the empty line), and the status line and framing headers (`None` when the
+/// status line is not HTTP/1.x with a three-digit status: ureq then fails the response
+/// itself). `None` while the empty line has not arrived. Like httparse, a bare LF ends a line
+/// as CRLF does.
+fn parse_through(buf: &[u8]) -> Option<(usize, Option<Head>)> {
     let mut start = 0;
-    let mut lines = memchr::memchr_iter(b'\n', head)
-        .chain(std::iter::once(head.len()))
-        .map(|end| {
-            let l = &head[start..end];
-            start = end + 1;
-            l.strip_suffix(b"\r").unwrap_or(l)
-        });
-    let status_line = lines.next()?;
-    let version = status_line.get(..8)?;
-    let http10 = match version {
-        b"HTTP/1.0" => true,
-        b"HTTP/1.1" => false,
-        _ => return None,
-    };
-    let code = status_line.get(9..12)?;
-    if status_line.get(8) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    let mut parsed = Head {
-        http10,
-        status,
-        ..Head::default()
-    };
-    for line in lines {
+    // `None` until the status line is read, then what it said.
+    let mut head: Option<Option<Head>> = None;
+    for nl in memchr::memchr_iter(b'\n', buf) {
+        let line = &buf[start..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        start = nl + 1;
+        let Some(parsed) = &mut head else {
+            head = Some(status(line));
+            continue;
+        };
+        if line.is_empty() {
+            let mut parsed = parsed.take();
+            if let Some(p) = &mut parsed {
+                // `identity` is no coding at all (RFC 9110 §8.4.1 keeps it out of
+                // Content-Encoding; some servers send it anyway).
+                p.content_codings.retain(|c| c != "identity");
+            }
+            return Some((nl + 1, parsed));
+        }
         // Only the framing headers matter: a line that cannot start one is not searched.
+        let Some(parsed) = parsed else { continue };
         if !matches!(line.first(), Some(b't' | b'T' | b'c' | b'C')) {
             continue;
         }
@@ -312,10 +309,25 @@ fn parse(head: &[u8]) -> Option<Head> {
             push_codings(&mut parsed.content_codings, value);
         }
     }
-    // `identity` is no coding at all (RFC 9110 §8.4.1 keeps it out of Content-Encoding; some
-    // servers send it anyway).
-    parsed.content_codings.retain(|c| c != "identity");
-    Some(parsed)
+    None
+}
+
+/// A head's status line: HTTP/1.x and a three-digit status, or `None`.
+fn status(line: &[u8]) -> Option<Head> {
+    let http10 = match line.get(..8)? {
+        b"HTTP/1.0" => true,
+        b"HTTP/1.1" => false,
+        _ => return None,
+    };
+    let code = line.get(9..12)?;
+    if line.get(8) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(Head {
+        http10,
+        status: code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')),
+        ..Head::default()
+    })
 }
 
 /// The comma-separated codings of one header line, lowercased, parameters dropped. A hostile

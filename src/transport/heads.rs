@@ -102,12 +102,14 @@ impl<T: Transport> HeadFilter<T> {
         let mut blank = Vec::new();
         let mut at = 0;
         let mut received = None;
-        while let Some(len) = head_len(&input[at..]) {
+        while let Some((len, secret)) = head_extent(&input[at..]) {
             let head = &input[at..at + len];
             let mut found = Received::default();
-            scan_head(head, &names, &mut found, &mut |r| {
-                blank.push(at + r.start..at + r.end)
-            });
+            if secret {
+                scan_head(head, &names, &mut found, &mut |r| {
+                    blank.push(at + r.start..at + r.end)
+                });
+            }
             at += len;
             if !is_informational(head) {
                 self.response_pending = false;
@@ -210,15 +212,25 @@ fn refill(buffers: &mut dyn Buffers, bytes: &[u8]) -> Result<(), ureq::Error> {
 
 /// The length of the complete response head at the start of `input` (leading blank lines
 /// included, which the head parser skips), or `None` while it is incomplete. Like the parser
-/// (httparse), a bare LF ends a line as CRLF does.
-fn head_len(input: &[u8]) -> Option<usize> {
+/// (httparse), a bare LF ends a line as CRLF does. With it, whether a line of the head may be
+/// a `Set-Cookie` or a `Location` (its first letters say so): a head without one needs no
+/// [`scan_head`], so the usual head is read once, not twice.
+fn head_extent(input: &[u8]) -> Option<(usize, bool)> {
     let start = input.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let mut secret = false;
     memchr::memchr_iter(b'\n', &input[start..]).find_map(|i| {
         let next = start + i + 1;
         match input.get(next..) {
-            Some([b'\n', ..]) => Some(next + 1),
-            Some([b'\r', b'\n', ..]) => Some(next + 2),
-            _ => None,
+            Some([b'\n', ..]) => Some((next + 1, secret)),
+            Some([b'\r', b'\n', ..]) => Some((next + 2, secret)),
+            Some(line) => {
+                secret |= matches!(
+                    line,
+                    [b's' | b'S', b'e' | b'E', b't' | b'T', ..] | [b'l' | b'L', b'o' | b'O', ..]
+                );
+                None
+            }
+            None => None,
         }
     })
 }
@@ -332,6 +344,10 @@ fn location_secrets(location: &[u8], names: &[String]) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
+    fn head_len(input: &[u8]) -> Option<usize> {
+        head_extent(input).map(|(len, _)| len)
+    }
+
     #[test]
     fn heads_end_at_the_first_blank_line_after_leading_blank_lines() {
         assert_eq!(head_len(b"HTTP/1.1 200 OK\r\na: b\r\n\r\nbody"), Some(25));
@@ -339,6 +355,19 @@ mod tests {
         assert_eq!(head_len(b"\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"), Some(23));
         assert_eq!(head_len(b"HTTP/1.1 200 OK\r\na: b\r\n"), None);
         assert_eq!(head_len(b"\r\n"), None);
+        // Only a line that may be a Set-Cookie or a Location asks for the scan.
+        assert_eq!(
+            head_extent(b"HTTP/1.1 200 OK\r\nServer: x\r\nLink: y\r\n\r\n"),
+            Some((39, false))
+        );
+        assert_eq!(
+            head_extent(b"HTTP/1.1 200 OK\r\nSET-COOKIE: a=b\r\n\r\n"),
+            Some((36, true))
+        );
+        assert_eq!(
+            head_extent(b"HTTP/1.1 302 Found\nlocation: /x\n\n"),
+            Some((33, true))
+        );
         assert!(is_informational(b"HTTP/1.1 100 Continue\r\n\r\n"));
         assert!(!is_informational(b"HTTP/1.1 200 OK\r\n\r\n"));
         assert!(!is_informational(b"garbage"));
