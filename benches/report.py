@@ -17,6 +17,7 @@ from pathlib import Path
 CLIENTS = [
     ("sentinel", "http-sentinel"),
     ("ureq", "ureq, Agent per thread"),
+    ("ureq-8k", "ureq, Agent per thread, 8 KiB buffers"),
     ("ureq-shared", "ureq, one shared Agent"),
     ("reqwest", "reqwest blocking"),
     ("reqwest-async", "reqwest async, tokio 1 thread"),
@@ -26,11 +27,26 @@ CLIENTS = [
 ]
 NAMES = dict(CLIENTS)
 BASELINE = "ureq"
-CELLS = [("small", 1), ("small", 8), ("small", 100), ("small", 1000), ("16k", 8)]
-CELL_LABEL = {("small", w): f"{w}" for _, w in CELLS} | {("16k", 8): "8, 16 KiB"}
+# The library's buffer sizes: the like-for-like comparison.
+BASELINE_8K = "ureq-8k"
+# (body, workers, held): held = every worker holds its client and a kept-alive connection for
+# the whole run (`peers --hold`).
+CELLS = [
+    ("small", 1, False),
+    ("small", 8, False),
+    ("small", 100, False),
+    ("small", 1000, False),
+    ("small", 1000, True),
+    ("16k", 8, False),
+]
+CELL_LABEL = {(b, w, h): f"{w}" for b, w, h in CELLS} | {
+    ("small", 1000, True): "1000 held",
+    ("16k", 8, False): "8, 16 KiB",
+}
 COLORS = {
     "sentinel": "#d62728",
     "ureq": "#1f77b4",
+    "ureq-8k": "#aec7e8",
     "ureq-shared": "#17becf",
     "reqwest": "#2ca02c",
     "reqwest-async": "#98df8a",
@@ -77,10 +93,12 @@ def fmt_int(x):
     return "—" if x is None else f"{x:,.0f}"
 
 
-def ratio(x, base):
-    if x is None or not base:
+def ratios(x, base, base8):
+    """Ratio to bare ureq and to bare ureq with the library's 8 KiB buffers."""
+    if x is None or not (base or base8):
         return ""
-    return f" ({x / base:.2f}×)"
+    parts = [f"{x / b:.2f}×" if b else "—" for b in (base, base8)]
+    return f" ({' · '.join(parts)})"
 
 
 def table(head, rows):
@@ -122,13 +140,22 @@ def strace_calls(path):
     return None
 
 
+def busy_note(m):
+    """The other processes' CPU use sampled before each phase, for the header."""
+    busy = [int(x) for x in m.get("background_busy", "").split()]
+    if not busy:
+        return ""
+    span = f"{min(busy)}–{max(busy)}%" if min(busy) != max(busy) else f"{max(busy)}%"
+    return f" Other processes' CPU use, sampled before each phase: {span}."
+
+
 def report(work, out):
     runs, m = load(work)
     reps = m.get("reps", "?")
     n1, n2 = int(m.get("cg_n1", 0)), int(m.get("cg_n2", 0))
     big = int(m.get("idle_big", 1000))
 
-    def cell_runs(client, body, workers, phase="run"):
+    def cell_runs(client, body, workers, phase="run", held=False):
         return [
             r
             for r in runs
@@ -136,11 +163,14 @@ def report(work, out):
             and r.get("client") == client
             and r.get("body") == body
             and r.get("workers") == workers
+            and bool(r.get("hold")) == held
         ]
 
-    def med(client, body, workers, key, phase="run"):
+    def med(client, body, workers, key, phase="run", held=False):
         return median(
-            r.get(key) for r in cell_runs(client, body, workers, phase) if not r.get("failed")
+            r.get(key)
+            for r in cell_runs(client, body, workers, phase, held)
+            if not r.get("failed")
         )
 
     lines = [
@@ -150,30 +180,35 @@ def report(work, out):
         f"nginx {m.get('nginx')} pinned to CPU {m.get('server_cpu')}, clients to CPU "
         f"{m.get('client_cpu')}; rustc {m.get('rustc')}; http-sentinel {m.get('commit', '?')}. Reproduce: `bash benches/run.sh`"
         + (" (this was a `--quick` smoke pass)" if m.get("quick") == "1" else "")
-        + f". Medians of {reps} runs; × = ratio to bare ureq with one Agent per thread, same run. "
+        + f". Medians of {reps} runs, client order rotated from one repetition to the next; "
+        "(a× · b×) = ratio to bare ureq with one Agent per thread with its default 128 KiB "
+        "buffers (a) and with the library's 8 KiB buffers (b), same run. "
         "Columns: concurrent workers (threads; tasks for reqwest async) on a 13-byte body, "
-        "and 8 workers on a 16 KiB body.",
+        "and 8 workers on a 16 KiB body. In every cell each worker checks out (or builds) its "
+        "client before the clock starts and keeps it to the end; in \"1000 held\" each also "
+        "sends one warm-up request before the clock starts, so every client holds a kept-alive "
+        "connection for the whole run (one shared Agent keeps only 3 idle ones, so it opens "
+        "more and holds fewer; reqwest async is not run there)." + busy_note(m),
         "",
     ]
     cols = [CELL_LABEL[c] for c in CELLS]
 
+    def compared(c, body, w, h, key, show):
+        v = med(c, body, w, key, held=h)
+        base, base8 = (med(b, body, w, key, held=h) for b in (BASELINE, BASELINE_8K))
+        if v is None:
+            return "—"
+        return show(v) + ("" if c == BASELINE else ratios(v, base, None if c == BASELINE_8K else base8))
+
     rows = []
     for c, name in CLIENTS:
-        row = [name]
-        for body, w in CELLS:
-            v, base = med(c, body, w, "req_per_s"), med(BASELINE, body, w, "req_per_s")
-            row.append(fmt_int(v) + ("" if c == BASELINE else ratio(v, base)))
-        rows.append(row)
+        rows.append([name] + [compared(c, b, w, h, "req_per_s", fmt_int) for b, w, h in CELLS])
     lines += table(["**requests/s**"] + cols, rows) + [""]
 
     rows = []
     for c, name in CLIENTS:
-        row = [name]
-        for body, w in CELLS:
-            v, base = med(c, body, w, "cpu_ns_per_req"), med(BASELINE, body, w, "cpu_ns_per_req")
-            cell = "—" if v is None else f"{v / 1000:.1f}"
-            row.append(cell + ("" if c == BASELINE or v is None else ratio(v, base)))
-        rows.append(row)
+        show = lambda v: f"{v / 1000:.1f}"
+        rows.append([name] + [compared(c, b, w, h, "cpu_ns_per_req", show) for b, w, h in CELLS])
     lines += table(["**CPU µs/request** (user+sys)"] + cols, rows) + [""]
 
     rows = []
@@ -182,20 +217,25 @@ def report(work, out):
         if c == "wrk":
             continue
         row = [name]
-        for body, w in CELLS:
-            rs = cell_runs(c, body, w)
-            rss, conns = med(c, body, w, "peak_rss_kb"), med(c, body, w, "conns_opened")
-            errs = sum(r.get("errors", 0) for r in rs)
+        for body, w, h in CELLS:
+            rs = cell_runs(c, body, w, held=h)
+            rss, conns = med(c, body, w, "peak_rss_kb", held=h), med(c, body, w, "conns_opened", held=h)
+            errs = sum(r.get("errors", 0) + r.get("warmup_errors", 0) for r in rs)
             failed = sum(1 for r in rs if r.get("failed"))
             total_errors += errs + failed
             cell = "—" if rss is None else f"{rss / 1024:.1f} · {fmt_int(conns)}"
+            held_now = med(c, body, w, "held_connections", held=h)
+            if h and held_now is not None:
+                cell += f" · {fmt_int(held_now)} open"
             if errs:
                 cell += f" · **{errs} errors**"
             if failed:
                 cell += f" · **{failed} runs failed**"
             row.append(cell)
         rows.append(row)
-    lines += table(["**peak RSS MiB · conns accepted**"] + cols, rows) + [""]
+    lines += table(
+        ["**peak RSS MiB · conns accepted** (held: · open when all finished)"] + cols, rows
+    ) + [""]
 
     lines.append(
         f"Per request on 1 worker, and idle cost per worker (instructions: callgrind, "
@@ -205,7 +245,6 @@ def report(work, out):
     )
     lines.append("")
     rows = []
-    base_ir = None
     per_client = {}
     for c, _ in CLIENTS:
         if c == "wrk":
@@ -218,8 +257,14 @@ def report(work, out):
         held = med(c, "small", big, "held_connections", "idle")
         per = (rb - r1) / (big - 1) if r1 is not None and rb is not None else None
         per_client[c] = (ir, sc, per, held)
+    base = per_client.get(BASELINE, (None,) * 4)
+    base8 = per_client.get(BASELINE_8K, (None,) * 4)
+
+    def vs(c, i):
         if c == BASELINE:
-            base_ir = ir
+            return ""
+        return ratios(per_client[c][i], base[i], None if c == BASELINE_8K else base8[i])
+
     rows = []
     for c, name in CLIENTS:
         if c == "wrk":
@@ -228,9 +273,9 @@ def report(work, out):
         rows.append(
             [
                 name,
-                fmt_int(ir) + ("" if c == BASELINE else ratio(ir, base_ir)),
+                fmt_int(ir) + vs(c, 0),
                 "—" if sc is None else f"{sc:.1f}",
-                "—" if per is None else f"{per:,.0f} KiB",
+                "—" if per is None else f"{per:,.1f} KiB" + vs(c, 2),
                 fmt_int(held),
             ]
         )
@@ -247,8 +292,8 @@ def report(work, out):
     # How far repeats of one cell disagree: max/min of req/s, the median over all cells.
     spreads = []
     for c, _ in CLIENTS:
-        for body, w in CELLS:
-            v = [r["req_per_s"] for r in cell_runs(c, body, w) if r.get("req_per_s")]
+        for body, w, h in CELLS:
+            v = [r["req_per_s"] for r in cell_runs(c, body, w, held=h) if r.get("req_per_s")]
             if len(v) > 1 and min(v) > 0:
                 spreads.append(max(v) / min(v))
     if spreads:
@@ -289,7 +334,7 @@ def chart(med, m):
         (570, "CPU per request (µs, user + system)", "cpu_ns_per_req", 1e-3),
     ]
     top = 50
-    xs = [w for b, w in CELLS if b == "small"]
+    xs = [w for b, w, h in CELLS if b == "small" and not h]
     lx0, lx1 = math.log10(xs[0]), math.log10(xs[-1])
     svg = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
@@ -333,10 +378,10 @@ def chart(med, m):
             svg.append(f'<polyline points="{path}" fill="none" stroke="{COLORS[c]}" stroke-width="{width}"{dash}/>')
             for w, v in pts:
                 svg.append(f'<circle cx="{px(w):.1f}" cy="{py(v):.1f}" r="3" fill="{COLORS[c]}"/>')
-    # Legend: two rows of four under the panels.
+    # Legend: rows of five under the panels.
     for i, (c, name) in enumerate(CLIENTS):
-        x = 80 + (i % 4) * 230
-        y = top + ph + 62 + (i // 4) * 22
+        x = 40 + (i % 5) * 190
+        y = top + ph + 62 + (i // 5) * 22
         dash = ' stroke-dasharray="5,4"' if c == "wrk" else ""
         svg.append(f'<line x1="{x}" y1="{y - 4}" x2="{x + 24}" y2="{y - 4}" stroke="{COLORS[c]}" stroke-width="3"{dash}/>')
         svg.append(f'<text x="{x + 30}" y="{y}">{name}</text>')

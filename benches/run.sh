@@ -8,6 +8,9 @@
 # Options: --reps N, --port P (default 18080), --server-cpu C (0), --client-cpu C (1),
 # --no-callgrind, --no-install.
 #
+# The client order is rotated from one repetition to the next (repetition r starts r-1 places
+# further along the list), so no client always runs first or last in a cell.
+#
 # Server and client are pinned to different cores so a client's CPU cost shows up as its own
 # throughput limit instead of stealing cycles from nginx. Raw results (JSON lines), callgrind
 # and strace outputs stay in benches/peers/target/bench-run/ for closer inspection.
@@ -35,11 +38,14 @@ while (($#)); do
     shift
 done
 
-CLIENTS=(sentinel ureq ureq-shared reqwest reqwest-async curl raw)
-# Cells: body:workers:total. Totals are sized for about 1-3 s per cell on a 2-core machine;
-# the 1000-worker cell is 20 requests per worker, so it also pays 1000 connects and shows
-# what 1000 threads (or tasks) cost.
-CELLS=(small:1:30000 small:8:60000 small:100:60000 small:1000:20000 16k:8:40000)
+# ureq: bare ureq with its defaults (128 KiB buffers); ureq-8k: with the library's 8 KiB ones.
+CLIENTS=(sentinel ureq ureq-8k ureq-shared reqwest reqwest-async curl raw)
+# Cells: body:workers:total[:held]. Totals are sized for about 1-3 s per cell on a 2-core
+# machine; the 1000-worker cell is 20 requests per worker, so it also pays 1000 connects and
+# shows what 1000 threads (or tasks) cost. "held": every worker opens its connection before the
+# clock starts (peers --hold), so 1000 clients and connections are live for the whole run, as
+# in a service with 1000 long-lived workers (blocking clients only; wrk is not run there).
+CELLS=(small:1:30000 small:8:60000 small:100:60000 small:1000:20000 small:1000:40000:held 16k:8:40000)
 CG_N1=2000 CG_N2=12000       # callgrind request counts (difference cancels start-up)
 IDLE_BIG=1000                # parked workers for the idle-memory measurement
 SCALE=1
@@ -160,7 +166,14 @@ measure() {
     local line rc=0
     line=$(taskset -c "$CLIENT_CPU" timeout 300 "$BIN" "$@" 2>>"$WORK/stderr.log") || rc=$?
     if ((rc)) || [[ $line != \{* ]]; then
-        line="{\"client\":\"$1\",\"failed\":true,\"exit\":$rc,\"args\":\"${*:2}\"}"
+        # Tagged with its cell (workers, held), so the report shows the failure there.
+        local workers=0 held=false a prev=
+        for a in "$@"; do
+            [[ $prev == --workers ]] && workers=$a
+            [[ $a == --hold ]] && held=true
+            prev=$a
+        done
+        line="{\"client\":\"$1\",\"workers\":$workers,\"hold\":$held,\"failed\":true,\"exit\":$rc,\"args\":\"${*:2}\"}"
         log "FAILED ($rc): $*"
     fi
     echo "{\"phase\":\"$phase\",\"body\":\"$body\",\"rep\":$rep,${line#\{}" >>"$WORK/runs.jsonl"
@@ -200,24 +213,34 @@ wait_quiet() {
 
 # --- throughput and CPU per request ------------------------------------------------------
 START=$(date +%s)
+# The clients in the order of repetition $1: rotated by $1 - 1 places.
+rotated() {
+    local n=${#CLIENTS[@]} i
+    for ((i = 0; i < n; i++)); do echo "${CLIENTS[(i + $1 - 1) % n]}"; done
+}
+
 for ((rep = 1; rep <= REPS; rep++)); do
     wait_quiet
     for cell in "${CELLS[@]}"; do
-        IFS=: read -r body workers total <<<"$cell"
+        IFS=: read -r body workers total held <<<"$cell"
         total=$((total / SCALE))
-        for client in "${CLIENTS[@]}"; do
-            log "rep $rep/$REPS  $body body  $workers workers  $client"
+        hold=()
+        [[ $held == held ]] && hold=(--hold)
+        for client in $(rotated "$rep"); do
+            [[ $held == held && $client == reqwest-async ]] && continue
+            log "rep $rep/$REPS  $body body  $workers workers ${held:+($held) } $client"
             measure run "$body" "$rep" "$client" --url "$(url_of "$body")" --total "$total" \
-                --workers "$workers" --expect-bytes "$(bytes_of "$body")" --status-url "$STATUS"
+                --workers "$workers" --expect-bytes "$(bytes_of "$body")" --status-url "$STATUS" \
+                "${hold[@]}"
         done
-        measure_wrk "$body" "$workers" "$rep" $((QUICK ? 1 : 2))
+        [[ $held == held ]] || measure_wrk "$body" "$workers" "$rep" $((QUICK ? 1 : 2))
     done
 done
 
 # --- idle memory per worker --------------------------------------------------------------
 wait_quiet
 for ((rep = 1; rep <= REPS; rep++)); do
-    for client in "${CLIENTS[@]}"; do
+    for client in $(rotated "$rep"); do
         for workers in 1 $IDLE_BIG; do
             log "rep $rep/$REPS  idle  $workers workers  $client"
             measure idle small "$rep" "$client" --url "$BASE/" --workers "$workers" \

@@ -3,13 +3,19 @@
 //!
 //! ```text
 //! peers <client> --url URL --total N --workers W [--expect-bytes B] [--status-url URL]
-//!                [--idle-hold SECS] [--stack-kb KB]
+//!                [--idle-hold SECS] [--stack-kb KB] [--hold]
 //! ```
 //!
 //! Run mode (the default): W workers send N GETs in all (split evenly), read every body and
 //! check status 200 (and the body length when `--expect-bytes` is given). The clock and the CPU
 //! counters start when every worker is built and waiting, and stop when every worker has sent
 //! its share, so thread start-up and teardown are outside the numbers.
+//!
+//! Held (`--hold`, run mode, blocking clients): every worker also sends one warm-up request
+//! before the clock starts, so all W clients hold a kept-alive connection at once for the whole
+//! run, as a service's long-lived workers do; the report adds how many connections the server
+//! holds open when every worker has finished (`held_connections`). The warm-up is outside the
+//! clock and the CPU counters; its connects are in `conns_opened`.
 //!
 //! Idle mode (`--idle-hold SECS`): each of the W workers sends one request, so it holds a
 //! kept-alive connection, then parks; after SECS the process reports its resident memory.
@@ -28,7 +34,8 @@ use std::time::{Duration, Instant};
 
 const CLIENTS: &[(&str, &str)] = &[
     ("sentinel", "http-sentinel: ClientPool, one checked-out Client per thread, defaults (retries, breakers, metrics on)"),
-    ("ureq", "bare ureq 3.5: one Agent per thread"),
+    ("ureq", "bare ureq 3.5: one Agent per thread, ureq's defaults (128 KiB input and output buffers)"),
+    ("ureq-8k", "bare ureq 3.5: one Agent per thread, 8 KiB buffers (the library's sizes)"),
     ("ureq-shared", "bare ureq 3.5: one Agent shared by all threads"),
     ("reqwest", "reqwest 0.12 blocking: one Client shared by all threads"),
     ("reqwest-async", "reqwest 0.12 async: one Client, W tasks on a tokio runtime with 1 worker thread"),
@@ -45,12 +52,13 @@ struct Opts {
     status_url: Option<String>,
     idle_hold: Option<Duration>,
     stack: usize,
+    hold: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: peers <client> --url URL --total N --workers W [--expect-bytes B] \
-         [--status-url URL] [--idle-hold SECS] [--stack-kb KB]\nclients:"
+         [--status-url URL] [--idle-hold SECS] [--stack-kb KB] [--hold]\nclients:"
     );
     for (name, what) in CLIENTS {
         eprintln!("  {name:14} {what}");
@@ -74,8 +82,13 @@ fn parse_args() -> Opts {
         status_url: None,
         idle_hold: None,
         stack: 256 * 1024,
+        hold: false,
     };
     while let Some(flag) = args.next() {
+        if flag == "--hold" {
+            o.hold = true;
+            continue;
+        }
         let value = args.next().unwrap_or_else(|| usage());
         let num = |v: &str| -> u64 {
             v.parse().unwrap_or_else(|_| {
@@ -108,6 +121,8 @@ fn parse_args() -> Opts {
 struct Tally {
     ok: u64,
     errors: u64,
+    /// Held mode: warm-up requests that failed (not counted as requests of the run).
+    warmup_errors: u64,
     first_error: Option<String>,
 }
 
@@ -129,6 +144,7 @@ impl Tally {
     fn merge(&mut self, other: Tally) {
         self.ok += other.ok;
         self.errors += other.errors;
+        self.warmup_errors += other.warmup_errors;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -235,6 +251,7 @@ where
 {
     let w = o.workers;
     let idle = o.idle_hold.is_some();
+    let hold = o.hold && !idle;
     let ready = Barrier::new(w + 1);
     let start = Barrier::new(w + 1);
     let done = Barrier::new(w + 1);
@@ -259,6 +276,18 @@ where
                 .spawn_scoped(s, move || {
                     let mut t = Tally::default();
                     let mut state = init().map_err(|e| t.fail(format!("init: {e}"))).ok();
+                    // Held: open this worker's connection before the clock starts. A failed
+                    // warm-up counts as an error of the run.
+                    if hold {
+                        if let Some(st) = state.as_mut() {
+                            let mut warm = Tally::default();
+                            warm.record(get(st, url), expect);
+                            if let Some(e) = warm.first_error {
+                                t.warmup_errors += 1;
+                                t.first_error.get_or_insert(format!("warm-up: {e}"));
+                            }
+                        }
+                    }
                     ready.wait();
                     start.wait();
                     for _ in 0..n {
@@ -271,7 +300,7 @@ where
                     // Idle mode: park holding the client (and its kept-alive connection) until
                     // the main thread has measured memory.
                     done.wait();
-                    if idle {
+                    if idle || hold {
                         release.wait();
                     }
                     tally_ref.lock().unwrap().merge(t);
@@ -289,6 +318,14 @@ where
         clock.start();
         start.wait();
         done.wait();
+        // Every worker has finished and still holds its client: what the server keeps open.
+        let held = hold
+            .then(|| o.status_url.as_deref().and_then(server_status))
+            .flatten()
+            .map(|(active, _)| active.saturating_sub(1));
+        if hold {
+            release.wait();
+        }
         if idle {
             thread::sleep(o.idle_hold.unwrap());
             let rss = proc_status_kb("VmRSS");
@@ -301,7 +338,7 @@ where
             )
         } else {
             let (secs, cpu) = clock.elapsed();
-            Report::run(secs, cpu)
+            Report::run(secs, cpu, held)
         }
     })
     .finish(o, tally.into_inner().unwrap(), status_before);
@@ -310,6 +347,10 @@ where
 /// The async peer: W tasks sharing one reqwest Client on a tokio runtime with one worker thread
 /// (the client side is pinned to one core, as the blocking clients are).
 fn run_reqwest_async(o: &Opts) {
+    if o.hold {
+        eprintln!("--hold is for the blocking clients (one client per thread)");
+        exit(2);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -386,7 +427,7 @@ fn run_reqwest_async(o: &Opts) {
                 tally.merge(t.await.unwrap_or_default());
             }
             let (secs, cpu) = clock.elapsed();
-            Report::run(secs, cpu)
+            Report::run(secs, cpu, None)
         };
         (report, tally)
     });
@@ -398,6 +439,7 @@ enum Report {
         secs: f64,
         user_ns: u64,
         sys_ns: u64,
+        held_connections: Option<u64>,
     },
     Idle {
         rss_before_kb: u64,
@@ -407,11 +449,12 @@ enum Report {
 }
 
 impl Report {
-    fn run(secs: f64, (user_ns, sys_ns): (u64, u64)) -> Report {
+    fn run(secs: f64, (user_ns, sys_ns): (u64, u64), held: Option<u64>) -> Report {
         Report::Run {
             secs,
             user_ns,
             sys_ns,
+            held_connections: held,
         }
     }
 
@@ -437,6 +480,7 @@ impl Report {
                 secs,
                 user_ns,
                 sys_ns,
+                held_connections,
             } => {
                 let n = (t.ok + t.errors).max(1) as f64;
                 out += &format!(
@@ -449,7 +493,15 @@ impl Report {
                 // Connections the server accepted during the run, less our own status request.
                 let after = o.status_url.as_deref().and_then(server_status);
                 if let (Some((_, a0)), Some((_, a1))) = (status_before, after) {
-                    out += &format!(",\"conns_opened\":{}", a1.saturating_sub(a0 + 1));
+                    // Held: the status request taken while every worker held its client too.
+                    let own = 1 + u64::from(held_connections.is_some());
+                    out += &format!(",\"conns_opened\":{}", a1.saturating_sub(a0 + own));
+                }
+                if o.hold {
+                    out += &format!(",\"hold\":true,\"warmup_errors\":{}", t.warmup_errors);
+                }
+                if let Some(h) = held_connections {
+                    out += &format!(",\"held_connections\":{h}");
                 }
             }
             Report::Idle {
@@ -619,6 +671,17 @@ fn main() {
         "ureq" => run_threads(
             &o,
             || Ok(ureq::Agent::new_with_defaults()),
+            |agent, url| ureq_get(agent, url),
+        ),
+        "ureq-8k" => run_threads(
+            &o,
+            || {
+                Ok(ureq::Agent::config_builder()
+                    .input_buffer_size(8 * 1024)
+                    .output_buffer_size(8 * 1024)
+                    .build()
+                    .new_agent())
+            },
             |agent, url| ureq_get(agent, url),
         ),
         "ureq-shared" => {
