@@ -490,6 +490,10 @@ pub struct CircuitBreaker {
     /// Packed state and deadline; see `TAG_BITS`.
     state: AtomicU64,
     buckets: [Bucket; BUCKETS],
+    /// The latest bucket epoch a failure was counted in, plus one (0: none yet). A success
+    /// with no failure in its window cannot open the breaker (the ratio is above zero), so it
+    /// is counted without summing the window.
+    last_failure: AtomicU64,
 }
 
 impl CircuitBreaker {
@@ -532,6 +536,7 @@ impl CircuitBreaker {
                 epoch: AtomicU64::new(0),
                 counts: AtomicU64::new(0),
             }),
+            last_failure: AtomicU64::new(0),
         }
     }
 
@@ -765,7 +770,20 @@ impl CircuitBreaker {
             return None;
         }
         let epoch = now / self.bucket_ticks;
-        self.count(epoch, if success { CALL } else { CALL | FAILURE });
+        if success {
+            self.count(epoch, CALL);
+            // SeqCst here, on the failure's mark (set before its count), on the counts and on
+            // the sums' loads: of a success and a failure racing, one always sees the other,
+            // so a window that must open the breaker is summed by at least one of them.
+            let last = self.last_failure.load(Ordering::SeqCst);
+            if last == 0 || epoch >= (last - 1).saturating_add(BUCKETS as u64) {
+                return None;
+            }
+        } else {
+            self.last_failure
+                .fetch_max(epoch.saturating_add(1), Ordering::SeqCst);
+            self.count(epoch, CALL | FAILURE);
+        }
 
         let (calls, failures) = self.totals(epoch);
         if calls < u64::from(self.config.min_calls)
@@ -791,7 +809,7 @@ impl CircuitBreaker {
         let mut seen = bucket.epoch.load(Ordering::Acquire);
         loop {
             if seen == epoch {
-                bucket.counts.fetch_add(delta, Ordering::AcqRel);
+                bucket.counts.fetch_add(delta, Ordering::SeqCst);
                 return;
             }
             // Another thread is zeroing this bucket, or this result was timed before the
@@ -807,8 +825,8 @@ impl CircuitBreaker {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    bucket.counts.store(delta, Ordering::Release);
-                    bucket.epoch.store(epoch, Ordering::Release);
+                    bucket.counts.store(delta, Ordering::SeqCst);
+                    bucket.epoch.store(epoch, Ordering::SeqCst);
                     return;
                 }
                 Err(current) => seen = current,
@@ -820,14 +838,14 @@ impl CircuitBreaker {
     fn totals(&self, epoch: u64) -> (u64, u64) {
         let (mut calls, mut failures) = (0, 0);
         for bucket in &self.buckets {
-            let bucket_epoch = bucket.epoch.load(Ordering::Acquire);
+            let bucket_epoch = bucket.epoch.load(Ordering::SeqCst);
             if bucket_epoch == RESETTING
                 || bucket_epoch > epoch
                 || epoch - bucket_epoch >= BUCKETS as u64
             {
                 continue;
             }
-            let counts = bucket.counts.load(Ordering::Acquire);
+            let counts = bucket.counts.load(Ordering::SeqCst);
             calls += counts >> 32;
             failures += counts & u64::from(u32::MAX);
         }
@@ -1148,6 +1166,33 @@ mod tests {
         let transition = call(&b, true, t0).expect("tenth call trips");
         assert_eq!(transition.from(), BreakerState::Closed);
         assert_eq!(transition.to(), BreakerState::Open);
+    }
+
+    #[test]
+    fn a_success_sums_the_window_while_a_failure_is_in_it_and_only_then() {
+        // Failures in second 0, the success that reaches min_calls in second 9: still in the
+        // window, so the success trips the breaker.
+        let (b, t0) = breaker();
+        for _ in 0..9 {
+            assert_eq!(call(&b, false, t0), None);
+        }
+        assert!(call(&b, true, t0 + 9 * SECOND).is_some());
+        // The same success in second 10: the failures have left the window.
+        let (b, t0) = breaker();
+        for _ in 0..9 {
+            assert_eq!(call(&b, false, t0), None);
+        }
+        assert_eq!(call(&b, true, t0 + 10 * SECOND), None);
+        assert_eq!(b.state(), BreakerState::Closed);
+        // A failure counted after many successes is summed with them.
+        let (b, t0) = breaker();
+        for _ in 0..5 {
+            assert_eq!(call(&b, true, t0 + 10 * SECOND), None);
+        }
+        for _ in 0..4 {
+            assert_eq!(call(&b, false, t0 + 11 * SECOND), None);
+        }
+        assert!(call(&b, false, t0 + 12 * SECOND).is_some());
     }
 
     #[test]

@@ -87,6 +87,8 @@ struct CallState {
     deadline: Instant,
     /// When the last attempt ended (the call's start until one has).
     last_end: Instant,
+    /// From the call's start to `last_end`.
+    elapsed: Duration,
     attempts: u32,
     /// Retries sent: one the breaker refused is none.
     retries: u32,
@@ -162,6 +164,7 @@ impl CallState {
             started,
             deadline: later(started, timeout),
             last_end: started,
+            elapsed: Duration::ZERO,
             attempts: 0,
             retries: 0,
             refused: 0,
@@ -378,8 +381,7 @@ impl Engine {
         let (permit, started) = self
             .take_slot(call, state, host, started)
             .map_err(|e| Box::new(Err(e)))?;
-        let remaining = state.deadline.saturating_duration_since(started);
-        let admission = self.admission(call, state, hop, host, started, remaining)?;
+        let admission = self.admission(call, state, hop, host, started)?;
         state.attempts += 1;
         let number = hop.retries.begin_attempt();
         // A retry counts when it is sent, not when it is planned; a replay is the same attempt.
@@ -395,8 +397,8 @@ impl Engine {
         // deadline, so only the first send of a call with the default deadline may leave it
         // alone; any later send (a retry, a redirect hop, a stale replay) gets what is left.
         let first_send = state.attempts == 1 && state.redirects == 0 && state.stale_replays == 0;
-        let ureq_timeout =
-            (self.ureq_timeouts && (!first_send || call.custom_timeout)).then_some(remaining);
+        let ureq_timeout = (self.ureq_timeouts && (!first_send || call.custom_timeout))
+            .then(|| state.deadline.saturating_duration_since(started));
         self.conns.set_deadline(state.deadline);
         self.conns.clock().reset();
         let opened_before = self.conns.opened();
@@ -415,6 +417,11 @@ impl Engine {
             span.in_scope(|| self.send_hedged(call, ureq_timeout, state, resend_count, host));
         state.last_end = Instant::now();
         let took = state.last_end.saturating_duration_since(started);
+        // A first attempt that waited for nothing started with the call.
+        state.elapsed = match started == state.started {
+            true => took,
+            false => state.last_end.saturating_duration_since(state.started),
+        };
         let connections_opened = self.conns.opened() - opened_before;
         let connected = got_connection(&result);
         let reused = connected && connections_opened == 0;
@@ -443,9 +450,8 @@ impl Engine {
         hop: &mut HopState,
         host: &HostLocal,
         started: Instant,
-        remaining: Duration,
     ) -> Result<Admission, Ended> {
-        if remaining.is_zero() {
+        if started >= state.deadline {
             // A replay that runs out of time still holds its attempt's admission: a half-open
             // breaker's probe must end with a verdict, or no other probe is let through until
             // its lease expires. Not knowing is not health: the probe counts as failed.
@@ -869,7 +875,7 @@ impl Engine {
         outcome: Result<HttpResponse, Error>,
     ) -> Result<Response, Error> {
         host.counters.record_call(&CallRecord {
-            latency: state.last_end.saturating_duration_since(state.started),
+            latency: state.elapsed,
             retries: state.retries,
             retries_refused: state.refused,
             stale_replays: state.stale_replays,

@@ -2,6 +2,7 @@
 //! the clock the transport stamps the phases on.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Where one attempt's time went, as curl's `-w` timings and reqwest #2827 ask for: the
@@ -76,15 +77,16 @@ impl AttemptTimings {
 
 /// The phase stamps of the running attempt, written by the transport (the resolver, the
 /// connectors, the head filter) and read by the engine when the attempt ends. Only the owning
-/// client's thread touches it: Relaxed is enough. A stamp is nanoseconds plus one (0: none).
+/// client's thread touches it: Relaxed is enough, and the lock is never contended. A phase's
+/// stamp is its duration in nanoseconds plus one (0: none).
 #[derive(Debug, Default)]
 pub(crate) struct PhaseClock {
     dns: AtomicU64,
     connect: AtomicU64,
     tls: AtomicU64,
-    // The first response byte, as nanoseconds after `base` plus one.
-    first_byte: AtomicU64,
-    base: Option<Instant>,
+    // When the first response byte arrived: the `Instant` itself, as the time since some base
+    // would cost a clock subtraction to store and an addition to read.
+    first_byte: Mutex<Option<Instant>>,
 }
 
 /// The phases a clock can stamp.
@@ -105,17 +107,19 @@ fn unstamp(n: u64) -> Option<Duration> {
 
 impl PhaseClock {
     pub(crate) fn new() -> PhaseClock {
-        PhaseClock {
-            base: Some(Instant::now()),
-            ..PhaseClock::default()
-        }
+        PhaseClock::default()
     }
 
     /// Forgets the last attempt's stamps.
     pub(crate) fn reset(&self) {
-        for a in [&self.dns, &self.connect, &self.tls, &self.first_byte] {
+        for a in [&self.dns, &self.connect, &self.tls] {
             a.store(0, Relaxed);
         }
+        *self.first_byte_at() = None;
+    }
+
+    fn first_byte_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.first_byte.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records that `phase` took `took` in the running attempt.
@@ -130,11 +134,7 @@ impl PhaseClock {
 
     /// Marks the first response byte of the running attempt, once.
     pub(crate) fn first_byte(&self) {
-        if self.first_byte.load(Relaxed) == 0 {
-            if let Some(base) = self.base {
-                self.first_byte.store(stamp(base.elapsed()), Relaxed);
-            }
-        }
+        self.first_byte_at().get_or_insert_with(Instant::now);
     }
 
     /// The timings of the attempt that started at `started` and took `total`.
@@ -145,10 +145,9 @@ impl PhaseClock {
         reused: bool,
         total: Duration,
     ) -> AttemptTimings {
-        let first_byte = unstamp(self.first_byte.load(Relaxed)).and_then(|at| {
-            let at = self.base?.checked_add(at)?;
-            Some(at.saturating_duration_since(started))
-        });
+        let first_byte = self
+            .first_byte_at()
+            .map(|at| at.saturating_duration_since(started));
         AttemptTimings {
             attempt,
             reused,
@@ -181,6 +180,10 @@ mod tests {
         );
         assert_eq!(t.tls_handshake(), None);
         assert!(t.time_to_first_byte().is_some());
+        // Only the first byte counts: later reads of the same attempt do not move it.
+        clock.first_byte();
+        let again = clock.read(started, 2, false, Duration::from_millis(1));
+        assert_eq!(again.time_to_first_byte(), t.time_to_first_byte());
         assert_eq!((t.attempt(), t.reused_connection()), (2, false));
         clock.reset();
         let t = clock.read(started, 1, true, Duration::ZERO);

@@ -70,7 +70,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             buffers: GrowBuffers::new(self.sizes, !details.needs_tls()),
             read_timeout: None,
             write_timeout: None,
-            probed_at: None,
+            fresh_until: None,
         })))
     }
 }
@@ -143,10 +143,12 @@ struct TcpTransport {
     // The socket's current timeouts (SO_RCVTIMEO / SO_SNDTIMEO), see `arm`.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
-    probed_at: Option<Instant>,
+    /// Until when the last probe that found the connection open is trusted (`PROBE_FRESH`).
+    fresh_until: Option<Instant>,
 }
 
-/// The socket timeout to set before blocking until `until`, or `None` to keep `current`.
+/// The socket timeout to set before blocking with `left` to go (`None`: no limit), or `None` to
+/// keep `current`.
 ///
 /// A call's deadline shrinks as it runs and jumps back with the next call, so setting the
 /// exact remaining time would cost a `setsockopt` per read and per write. Instead a timeout
@@ -154,11 +156,10 @@ struct TcpTransport {
 /// early expiry is re-armed by the caller (`blocking_io`), so no read or write ever blocks past
 /// `until`. A new timeout is set a sixteenth short of what is left, so the next calls of a
 /// steady worker, each with slightly more time left, keep it.
-fn arm(current: Option<Duration>, until: Option<Instant>) -> Option<Option<Duration>> {
-    let Some(until) = until else {
+fn arm(current: Option<Duration>, left: Option<Duration>) -> Option<Option<Duration>> {
+    let Some(left) = left else {
         return current.is_some().then_some(None);
     };
-    let left = until.saturating_duration_since(Instant::now());
     // A zero timeout is refused by the socket (it means "no timeout"): wait at least 1 ms.
     let left = left.max(Duration::from_millis(1));
     match current {
@@ -194,11 +195,12 @@ fn blocking_io<T>(
 ) -> Result<T, ureq::Error> {
     loop {
         // A peer that keeps sending a little never lets a socket timeout expire: the limit is
-        // checked before every operation too.
-        if until.is_some_and(|u| Instant::now() >= u) {
+        // checked before every operation too (one clock reading for the check and the arming).
+        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
             return Err(ureq::Error::Timeout(reason));
         }
-        if let Some(t) = arm(*current, until) {
+        if let Some(t) = arm(*current, left) {
             set(t)?;
             *current = t;
         }
@@ -227,7 +229,7 @@ impl Transport for TcpTransport {
             self.deadline,
             ureq::Timeout::SendRequest,
         );
-        self.probed_at = None;
+        self.fresh_until = None;
         self.aborted = self.conns.abort_flag(&self.stream);
         if self.aborted.is_set() {
             return Err(aborted());
@@ -289,11 +291,12 @@ impl Transport for TcpTransport {
         }
         // Called when the pool hands the connection to a call (and when it takes it back).
         self.deadline = self.conns.deadline();
-        if self.probed_at.is_some_and(|at| at.elapsed() < PROBE_FRESH) {
+        let now = Instant::now();
+        if self.fresh_until.is_some_and(|until| now < until) {
             return true;
         }
         let open = probe(&self.stream);
-        self.probed_at = open.then(Instant::now);
+        self.fresh_until = open.then(|| later(now, PROBE_FRESH));
         open
     }
 }
@@ -353,22 +356,23 @@ mod tests {
 
     #[test]
     fn socket_timeouts_are_kept_while_they_fit_and_never_exceed_what_is_left() {
-        let in30 = Some(Instant::now() + Duration::from_secs(30));
+        let in30 = Some(Duration::from_secs(30));
         // Nothing to bound: clear a timeout that is set, leave an unset one alone.
         assert_eq!(arm(None, None), None);
         assert_eq!(arm(Some(Duration::from_secs(1)), None), Some(None));
         // A new timeout is a sixteenth short of what is left ...
         let set = arm(None, in30).unwrap().unwrap();
-        assert!(set <= Duration::from_secs(30) - Duration::from_secs(30) / 16);
-        assert!(set > Duration::from_secs(27));
+        assert_eq!(set, Duration::from_secs(30) - Duration::from_secs(30) / 16);
         // ... so the next calls, with a little more or less time left, keep it.
         assert_eq!(arm(Some(set), in30), None);
         assert_eq!(arm(Some(Duration::from_secs(16)), in30), None);
         // Longer than what is left, or far shorter: set again.
         assert!(arm(Some(Duration::from_secs(31)), in30).is_some());
         assert!(arm(Some(Duration::from_secs(1)), in30).is_some());
-        // A limit already passed still gives a valid (non-zero) socket timeout.
-        let past = Some(Instant::now() - Duration::from_secs(1));
-        assert_eq!(arm(None, past), Some(Some(Duration::from_millis(1))));
+        // Nothing left still gives a valid (non-zero) socket timeout.
+        assert_eq!(
+            arm(None, Some(Duration::ZERO)),
+            Some(Some(Duration::from_millis(1)))
+        );
     }
 }
