@@ -418,9 +418,10 @@ impl Engine {
         state.last_end = Instant::now();
         let took = state.last_end.saturating_duration_since(started);
         // A first attempt that waited for nothing started with the call.
-        state.elapsed = match started == state.started {
-            true => took,
-            false => state.last_end.saturating_duration_since(state.started),
+        state.elapsed = if started == state.started {
+            took
+        } else {
+            state.last_end.saturating_duration_since(state.started)
         };
         let connections_opened = self.conns.opened() - opened_before;
         let connected = got_connection(&result);

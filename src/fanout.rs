@@ -4,7 +4,9 @@
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
+
+use crate::sync::lock;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
@@ -283,11 +285,6 @@ impl<T, F, R> Run<'_, T, F, R> {
         log::warn!("fan-out worker stopped: {e}");
         lock(&self.stopped_by).get_or_insert_with(|| e.kind().clone());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here is a single store; a panic cannot leave one half done.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ClientPool {

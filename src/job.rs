@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::sync::lock;
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
@@ -257,8 +259,3 @@ impl<F> fmt::Display for SubmitError<F> {
 }
 
 impl<F> std::error::Error for SubmitError<F> {}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections are single stores; a panic cannot leave one half done.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}

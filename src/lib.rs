@@ -38,6 +38,7 @@ pub mod retry;
 mod shared;
 pub mod sse;
 mod stream;
+mod sync;
 mod target;
 pub mod telemetry;
 mod transport;

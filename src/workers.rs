@@ -8,6 +8,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
+
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
 use crate::job::{self, Task};
@@ -601,9 +603,4 @@ fn work(inner: &Arc<Inner>) {
         inner.finished(job_panicked);
         job.deliver();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections are a few field updates; a panic cannot leave one half done.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

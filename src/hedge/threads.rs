@@ -10,8 +10,10 @@ use std::any::Any;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::sync::lock;
 
 /// What a hedge thread keeps between its jobs (the engine keeps its client there), dropped
 /// before the thread reports that it ended.
@@ -101,10 +103,6 @@ impl Drop for Stopper {
                 .0;
         }
     }
-}
-
-fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Threads {

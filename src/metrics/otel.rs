@@ -21,8 +21,10 @@
 //! takes it from another thread).
 
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::sync::lock;
 
 use ureq::http::Method;
 
@@ -37,10 +39,6 @@ pub(super) const BUCKET_LABELS: [&str; 14] = [
     "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5",
     "7.5", "10",
 ];
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// The `http.request.method` value of `method`: known methods as they are, any other `_OTHER`
 /// (methods are case-sensitive: `get` is not `GET`).

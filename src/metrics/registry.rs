@@ -2,8 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::sync::lock;
 
 use crossbeam_utils::CachePadded;
 
@@ -13,12 +15,6 @@ use super::otel::OtelRegistry;
 use super::stats::{PoolState, Stats};
 
 type Shard = Arc<CachePadded<HostCounters>>;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while the lock was held cannot leave the list half-updated (a push is
-    // the only mutation), so metrics keep working instead of propagating the poison.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// All counter shards of one pool, plus the pool's own checkout counters.
 ///

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
+
 /// Where one attempt's time went, as curl's `-w` timings and reqwest #2827 ask for: the
 /// phases a new connection went through, the time to the first response byte, and whether
 /// the attempt reused a pooled connection.
@@ -115,11 +117,7 @@ impl PhaseClock {
         for a in [&self.dns, &self.connect, &self.tls] {
             a.store(0, Relaxed);
         }
-        *self.first_byte_at() = None;
-    }
-
-    fn first_byte_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        self.first_byte.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.first_byte) = None;
     }
 
     /// Records that `phase` took `took` in the running attempt.
@@ -134,7 +132,7 @@ impl PhaseClock {
 
     /// Marks the first response byte of the running attempt, once.
     pub(crate) fn first_byte(&self) {
-        self.first_byte_at().get_or_insert_with(Instant::now);
+        lock(&self.first_byte).get_or_insert_with(Instant::now);
     }
 
     /// The timings of the attempt that started at `started` and took `total`.
@@ -145,9 +143,7 @@ impl PhaseClock {
         reused: bool,
         total: Duration,
     ) -> AttemptTimings {
-        let first_byte = self
-            .first_byte_at()
-            .map(|at| at.saturating_duration_since(started));
+        let first_byte = lock(&self.first_byte).map(|at| at.saturating_duration_since(started));
         AttemptTimings {
             attempt,
             reused,

@@ -10,6 +10,7 @@ use ureq::unversioned::transport::NextTimeout;
 
 use crate::metrics::otel::{ConnGauge, OtelRegistry};
 use crate::retry::later;
+use crate::sync::lock;
 use crate::telemetry::PhaseClock;
 
 use super::secrets::Secrets;
@@ -110,7 +111,7 @@ impl StreamDeadline {
 
 impl Drop for StreamDeadline {
     fn drop(&mut self) {
-        let mut streams = self.conns.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = lock(&self.conns.streams);
         streams.retain(|(_, cell)| !Arc::ptr_eq(cell, &self.cell));
         self.conns
             .stream_count
@@ -238,7 +239,7 @@ impl Connections {
             cell: Arc::new(AtomicU64::new(u64::MAX)),
         };
         lease.set(until);
-        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = lock(&self.streams);
         // A later stream on the same connection (after the first one ended) replaces it.
         streams.retain(|(s, _)| *s != serial);
         streams.push((serial, lease.cell.clone()));
@@ -252,7 +253,7 @@ impl Connections {
         if self.stream_count.load(Ordering::Relaxed) == 0 {
             return None;
         }
-        let streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let streams = lock(&self.streams);
         let (_, cell) = streams.iter().find(|(s, _)| *s == serial)?;
         Some(match cell.load(Ordering::Relaxed) {
             u64::MAX => None,
@@ -314,11 +315,11 @@ impl Connections {
 
     /// Sets the deadline of the attempt about to run.
     pub(crate) fn set_deadline(&self, deadline: Instant) {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        *lock(&self.deadline) = Some(deadline);
     }
 
     pub(super) fn deadline(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.deadline)
     }
 }
 
