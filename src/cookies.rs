@@ -170,7 +170,7 @@ mod jar {
         pub fn lock(&self) -> MutexGuard<'_, CookieStore> {
             // The store is a map updated one insert at a time: a panic elsewhere leaves
             // nothing half-done in it.
-            self.store.lock().unwrap_or_else(PoisonError::into_inner)
+            crate::sync::lock(&self.store)
         }
 
         /// Reads a shared jar from JSON written by [`save_json`](Self::save_json)

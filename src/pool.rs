@@ -499,7 +499,7 @@ impl PoolInner {
     fn lock(&self) -> MutexGuard<'_, Slots> {
         // Pool bookkeeping stays consistent even if a thread panicked while holding the lock:
         // every critical section is a few field updates.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.slots)
     }
 }
 

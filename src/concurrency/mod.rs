@@ -278,7 +278,7 @@ impl HostLimiter {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every update leaves the state whole, so a panic elsewhere cannot have broken it.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     /// A slot, waiting for one (in turn, oldest first) up to `deadline`. Returns the permit

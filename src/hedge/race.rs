@@ -60,7 +60,7 @@ impl<T> Race<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.state)
     }
 
     /// Whether nobody has won yet (a hedge due now is still worth sending).
