@@ -14,6 +14,7 @@ use crate::download::BodySettings;
 use crate::error::{Error, ErrorKind};
 use crate::redirect::Hop;
 use crate::retry::{is_idempotent, RetryPolicy};
+use crate::shared::HostKey;
 use crate::url::host_key;
 
 /// The request body of a call.
@@ -30,7 +31,7 @@ pub(crate) struct Call {
     pub(crate) method: Method,
     pub(crate) uri: Uri,
     /// `host:port` of `uri`: the name of the host in breakers, budgets, metrics and errors.
-    pub(crate) host: String,
+    pub(crate) host: HostKey,
     pub(crate) headers: HeaderMap,
     /// Headers the caller marked as credentials, dropped cross-origin like `Authorization`.
     pub(crate) sensitive: Vec<HeaderName>,
@@ -121,7 +122,7 @@ impl Call {
                 self.headers.remove(name);
             }
         }
-        self.host = host_key(&hop.uri);
+        self.host = host_key(&hop.uri).into();
         self.method = hop.method;
         self.uri = hop.uri;
         Ok(())

@@ -3,7 +3,6 @@
 //! deadline that bodies and event streams share, and the reader behind
 //! `Response::into_reader`.
 
-use std::borrow::Cow;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use crossbeam_utils::CachePadded;
 use crate::error::{from_ureq, Error, ErrorKind, TimeoutPhase};
 use crate::metrics::HostCounters;
 use crate::retry::later;
+use crate::shared::HostKey;
 use crate::transport::StreamDeadline;
 
 /// The body settings a request gave itself (none: the pool's).
@@ -150,7 +150,7 @@ pub(crate) struct BodyReader<'a> {
     /// Returned by the first read: the declared length is over the limit.
     pub(crate) refused: Option<Error>,
     pub(crate) inner: crate::decode::Decoded<ureq::BodyReader<'a>>,
-    pub(crate) host: Cow<'a, str>,
+    pub(crate) host: HostKey,
     /// Where the bytes read are counted, when the reader counts them itself.
     pub(crate) counters: Option<Arc<CachePadded<HostCounters>>>,
     pub(crate) idle: Option<IdleDeadline>,

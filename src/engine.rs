@@ -45,7 +45,7 @@ use crate::redirect::{self, Hop, RedirectHop};
 use crate::request_id::new_request_id;
 use crate::response::{server_request_id, ConnectionFacts, Finished, Response, StreamParts};
 use crate::retry::{later, RetryBudget, RetryDecision, RetryPolicy, RetryState, StopReason};
-use crate::shared::{HostLocal, LocalHosts, Shared};
+use crate::shared::{HostKey, HostLocal, LocalHosts, Shared};
 use crate::target::UrlCache;
 use crate::telemetry::spans::{self, Target};
 use crate::telemetry::{AttemptTimings, PropagationContext, TraceIds};
@@ -265,7 +265,7 @@ impl Engine {
     }
 
     /// The `host:port` key of `uri`, remembered for the last authority.
-    pub(crate) fn host_key(&self, uri: &http::Uri) -> String {
+    pub(crate) fn host_key(&self, uri: &http::Uri) -> HostKey {
         self.hosts.key(uri)
     }
 
@@ -274,7 +274,7 @@ impl Engine {
         &self.urls
     }
 
-    fn host(&self, key: &str) -> Ref<'_, HostLocal> {
+    fn host(&self, key: &HostKey) -> Ref<'_, HostLocal> {
         self.hosts.get(&self.shared, key)
     }
 
@@ -311,7 +311,7 @@ impl Engine {
         let outcome = self.call_loop(&mut call, &mut state, policy, &mut slot);
         span.outcome(span_outcome(&outcome));
         let host = slot.unwrap_or_else(|| self.host(&call.host));
-        self.finish(call, &state, &host, outcome)
+        self.finish(call, state, &host, outcome)
     }
 
     /// The phases, hop after hop and attempt after attempt. `slot` holds the current hop's
@@ -340,7 +340,7 @@ impl Engine {
                 Step::Redirect(response, next) => {
                     state.history.push(RedirectHop {
                         status: response.status(),
-                        url: redact_uri(&call.uri, &call.sensitive_query),
+                        url: redact_uri(call.uri.clone(), &call.sensitive_query),
                     });
                     drain(response);
                     // The next hop may be another host.
@@ -545,7 +545,7 @@ impl Engine {
         );
         if let Some(h) = self.shared.events() {
             h.on_paced(&PacedEvent {
-                host: call.host.clone(),
+                host: call.host.to_string(),
                 wait,
                 sent,
             });
@@ -590,7 +590,7 @@ impl Engine {
         }
         if let Some(h) = self.shared.events() {
             h.on_attempt(&AttemptEvent {
-                host: call.host.clone(),
+                host: call.host.to_string(),
                 attempt: timings.attempt(),
                 duration: timings.total(),
                 outcome: result
@@ -636,7 +636,7 @@ impl Engine {
         );
         if let Some(h) = self.shared.events() {
             h.on_stale_replay(&StaleReplayEvent {
-                host: call.host.clone(),
+                host: call.host.to_string(),
                 method: call.method.to_string(),
             });
         }
@@ -674,7 +674,7 @@ impl Engine {
         spans::breaker(&call.host, t.from(), t.to());
         if let Some(h) = self.shared.events() {
             h.on_breaker_transition(&BreakerEvent {
-                host: call.host.clone(),
+                host: call.host.to_string(),
                 from: t.from(),
                 to: t.to(),
             });
@@ -833,7 +833,7 @@ impl Engine {
         spans::retry(&call.host, attempt, delay, &r.reason);
         if let Some(h) = self.shared.events() {
             h.on_retry(&RetryEvent {
-                host: call.host.clone(),
+                host: call.host.to_string(),
                 attempt,
                 delay,
                 server_requested: r.server_wait.is_some(),
@@ -871,7 +871,7 @@ impl Engine {
     fn finish(
         &self,
         call: Call,
-        state: &CallState,
+        state: CallState,
         host: &HostLocal,
         outcome: Result<HttpResponse, Error>,
     ) -> Result<Response, Error> {
@@ -890,7 +890,7 @@ impl Engine {
                     redirects: state.redirects,
                     counters: host.counters.clone(),
                     body: call.download.rules(self.shared.config.body_limit),
-                    history: state.history.clone(),
+                    history: state.history,
                     stream: StreamParts {
                         conns: (!self.ureq_timeouts).then(|| self.conns.clone()),
                         serial: self.conns.last_sender(),

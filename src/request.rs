@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::multipart::{Encoded, Form};
 use crate::response::Response;
 use crate::retry::RetryPolicy;
+use crate::shared::HostKey;
 use crate::target::Target;
 use crate::url;
 
@@ -728,7 +729,7 @@ impl<'c> RequestBuilder<'c> {
 
     /// The call to send, or why it cannot be sent and the host it was for (when the URL
     /// parsed), so that the refusal is counted under it.
-    fn prepare(mut self) -> Result<Call, (Error, Option<String>)> {
+    fn prepare(mut self) -> Result<Call, (Error, Option<HostKey>)> {
         let (uri, host, userinfo) = match self.parse_target() {
             Ok(parsed) => parsed,
             // An invalid method or header set earlier is reported first, as it was found first.
@@ -767,9 +768,9 @@ impl<'c> RequestBuilder<'c> {
     /// The checked URL with the pairs added by [`query`](Self::query), its host key and its
     /// userinfo. The client's last URL is parsed once: given again (and no pairs added), its
     /// parse is reused.
-    fn parse_target(&mut self) -> Result<(Uri, String, Option<Vec<u8>>), Error> {
+    fn parse_target(&mut self) -> Result<(Uri, HostKey, Option<Vec<u8>>), Error> {
         if let (Target::Known(p), true) = (&self.url, self.query.is_empty()) {
-            return Ok((p.uri().clone(), p.host().to_owned(), None));
+            return Ok((p.uri().clone(), Arc::clone(p.host()), None));
         }
         let target = self.target();
         let (uri, userinfo) = url::parse(&target, &self.sensitive_query)?;

@@ -1,7 +1,6 @@
 //! `Response`: the status and headers of a finished call, and its body, read within the body
 //! limit and the call's deadline.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -19,6 +18,7 @@ use crate::error::{Error, ErrorKind};
 use crate::events::{BodyEvent, EventHandler};
 use crate::metrics::HostCounters;
 use crate::redirect::RedirectHop;
+use crate::shared::HostKey;
 use crate::stream::{Events, Origin, DEFAULT_IDLE_TIMEOUT};
 use crate::telemetry::AttemptTimings;
 use crate::transport::Connections;
@@ -49,7 +49,7 @@ pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     uri: Uri,
-    host: String,
+    host: HostKey,
     attempts: u32,
     redirects: u32,
     body: ureq::Body,
@@ -151,14 +151,20 @@ fn request_id_in(headers: &HeaderMap) -> Option<&str> {
 impl Response {
     pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
         let (parts, body) = response.into_parts();
+        let Call {
+            uri,
+            host,
+            sensitive_query,
+            ..
+        } = call;
         Response {
             stream: f.stream,
             version: parts.version,
             connection: f.connection,
             status: parts.status,
             headers: parts.headers,
-            uri: redact_uri(&call.uri, &call.sensitive_query),
-            host: call.host,
+            uri: redact_uri(uri, &sensitive_query),
+            host,
             attempts: f.attempts,
             redirects: f.redirects,
             body,
@@ -307,7 +313,7 @@ impl Response {
             "server-sent event",
         );
         let origin = Origin {
-            host: self.host,
+            host: self.host.to_string(),
             attempts: self.attempts,
             redirects: self.redirects,
             request_id: server_request_id(&self.headers),
@@ -533,14 +539,14 @@ impl Response {
                 &self.headers,
                 limit,
             ),
-            host: Cow::Borrowed(&self.host),
+            host: Arc::clone(&self.host),
             counters: None,
         };
         let r = read_within(&mut reader, limit, hint);
         drop(reader);
         if let (Some(h), Some(started)) = (&self.events, started) {
             h.on_body(&BodyEvent {
-                host: self.host.clone(),
+                host: self.host.to_string(),
                 attempt: self.timings.attempt(),
                 duration: started.elapsed(),
                 bytes: r.as_ref().map_or(0, |b| b.len() as u64),
@@ -655,7 +661,7 @@ impl Response {
                 &self.headers,
                 limit.unwrap_or(u64::MAX),
             ),
-            host: Cow::Owned(self.host),
+            host: self.host,
             counters: Some(self.counters),
         }
     }

@@ -4,7 +4,7 @@
 //! The shared maps are touched only the first time a client meets a host; after that a client
 //! reads its own `LocalHosts` and never takes a lock on the request path.
 
-use std::cell::{Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -118,6 +118,10 @@ impl Shared {
     }
 }
 
+/// A host's `host:port` key (see [`host_key`]), shared by reference count: a call, its
+/// response and the client's caches carry the same one without copying it.
+pub(crate) type HostKey = Arc<str>;
+
 /// Hosts a client remembers before it starts over.
 const MAX_CACHED_HOSTS: usize = 256;
 
@@ -128,55 +132,86 @@ pub(crate) struct HostLocal {
 }
 
 /// One client's cache of the hosts it calls. Not `Sync`: it belongs to one client.
+///
+/// A [`HostKey`] is handed out by [`key`](Self::key) (and remembered with a parsed URL), so a
+/// call carries it by reference count. The hosts sit in a `Vec` indexed by a map;
+/// the last one found is tried first, by pointer and then by bytes, so a worker calling one
+/// host again and again neither hashes nor probes the map.
 pub(crate) struct LocalHosts {
-    hosts: RefCell<HashMap<String, HostLocal, BuildHostHasher>>,
+    hosts: RefCell<Vec<(HostKey, HostLocal)>>,
+    index: RefCell<HashMap<HostKey, usize, BuildHostHasher>>,
+    /// The position in `hosts` of the host found last.
+    last_found: Cell<usize>,
     // The last URL authority seen (https?, authority) and its host key: a worker calling one
     // host again and again reuses the key instead of parsing host and port each time.
-    last: RefCell<Option<(bool, String, String)>>,
+    last: RefCell<Option<(bool, String, HostKey)>>,
     recorder: RefCell<Recorder>,
 }
 
 impl LocalHosts {
     pub(crate) fn new(shared: &Shared) -> LocalHosts {
         LocalHosts {
-            hosts: RefCell::new(HashMap::default()),
+            hosts: RefCell::new(Vec::new()),
+            index: RefCell::new(HashMap::default()),
+            last_found: Cell::new(0),
             last: RefCell::new(None),
             recorder: RefCell::new(shared.metrics.recorder()),
         }
     }
 
     /// The host key of `uri` (see [`host_key`]), remembered for the last authority.
-    pub(crate) fn key(&self, uri: &Uri) -> String {
+    pub(crate) fn key(&self, uri: &Uri) -> HostKey {
         let https = uri.scheme_str() == Some("https");
         let authority = uri.authority().map_or("", |a| a.as_str());
         if let Some((h, a, key)) = &*self.last.borrow() {
             if *h == https && a == authority {
-                return key.clone();
+                return Arc::clone(key);
             }
         }
-        let key = host_key(uri);
-        *self.last.borrow_mut() = Some((https, authority.to_owned(), key.clone()));
+        let key: HostKey = host_key(uri).into();
+        *self.last.borrow_mut() = Some((https, authority.to_owned(), Arc::clone(&key)));
         key
     }
 
-    /// This client's view of `host`. One map lookup; the pool's maps are touched only the
-    /// first time this client meets a host.
-    pub(crate) fn get(&self, shared: &Shared, key: &str) -> Ref<'_, HostLocal> {
-        if let Ok(found) = Ref::filter_map(self.hosts.borrow(), |m| m.get(key)) {
-            return found;
-        }
-        {
-            let mut hosts = self.hosts.borrow_mut();
-            // A crawler meets unbounded hosts: forget them rather than grow without bound (the
-            // pool-wide breakers, budgets and metrics are unaffected).
-            if hosts.len() >= MAX_CACHED_HOSTS {
-                hosts.clear();
+    /// Where `key` is in `hosts`: the last host found, or one map lookup.
+    fn position(&self, key: &str) -> Option<usize> {
+        let last = self.last_found.get();
+        if let Some((k, _)) = self.hosts.borrow().get(last) {
+            if (std::ptr::eq(k.as_ptr(), key.as_ptr()) && k.len() == key.len()) || **k == *key {
+                return Some(last);
             }
-            let policy = shared.host_policy(key);
-            let counters = self.recorder.borrow_mut().host_arc(key);
-            hosts.insert(key.to_owned(), HostLocal { policy, counters });
         }
-        Ref::map(self.hosts.borrow(), |m| &m[key])
+        let at = *self.index.borrow().get(key)?;
+        self.last_found.set(at);
+        Some(at)
+    }
+
+    /// This client's view of `host`. The pool's maps are touched only the first time this
+    /// client meets a host.
+    pub(crate) fn get(&self, shared: &Shared, key: &HostKey) -> Ref<'_, HostLocal> {
+        let at = match self.position(key) {
+            Some(at) => at,
+            None => self.insert(shared, key),
+        };
+        Ref::map(self.hosts.borrow(), |h| &h[at].1)
+    }
+
+    fn insert(&self, shared: &Shared, key: &HostKey) -> usize {
+        let mut hosts = self.hosts.borrow_mut();
+        let mut index = self.index.borrow_mut();
+        // A crawler meets unbounded hosts: forget them rather than grow without bound (the
+        // pool-wide breakers, budgets and metrics are unaffected).
+        if hosts.len() >= MAX_CACHED_HOSTS {
+            hosts.clear();
+            index.clear();
+        }
+        let policy = shared.host_policy(key);
+        let counters = self.recorder.borrow_mut().host_arc(key);
+        let at = hosts.len();
+        hosts.push((Arc::clone(key), HostLocal { policy, counters }));
+        index.insert(Arc::clone(key), at);
+        self.last_found.set(at);
+        at
     }
 }
 
@@ -184,8 +219,8 @@ impl LocalHosts {
     /// This client's metrics shard for `key`, without the host's pool-wide policy state (for
     /// a request refused before it was sent, which concerns no breaker or budget).
     pub(crate) fn counters(&self, key: &str) -> Arc<CachePadded<HostCounters>> {
-        if let Some(found) = self.hosts.borrow().get(key) {
-            return Arc::clone(&found.counters);
+        if let Some(at) = self.position(key) {
+            return Arc::clone(&self.hosts.borrow()[at].1.counters);
         }
         self.recorder.borrow_mut().host_arc(key)
     }

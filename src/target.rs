@@ -1,7 +1,7 @@
 //! A client's memory of the last few URLs it parsed. A worker that calls the same URLs again
 //! and again checks and parses each once: each later request compares the string it is given with
-//! the one remembered and, when they are equal, clones the parsed `Uri` (reference counts, no
-//! allocation) and its host key instead of scanning, parsing and splitting it again.
+//! the one remembered and, when they are equal, clones the parsed `Uri` and its host key
+//! (reference counts, no allocation) instead of scanning, parsing and splitting it again.
 //!
 //! Only a URL that `url::parse` accepted without userinfo is remembered, so a hit carries
 //! nothing a miss would have refused or turned into an `Authorization` header.
@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use ureq::http::Uri;
 
+use crate::shared::HostKey;
+
 /// A URL that passed `url::parse` (without userinfo), parsed, with its host key.
 pub(crate) struct Parsed {
     url: String,
     uri: Uri,
-    host: String,
+    host: HostKey,
 }
 
 impl Parsed {
@@ -23,7 +25,7 @@ impl Parsed {
         &self.uri
     }
 
-    pub(crate) fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &HostKey {
         &self.host
     }
 }
@@ -77,7 +79,7 @@ impl UrlCache {
     /// Remembers `url`, which `url::parse` turned into `uri` without userinfo, and its host
     /// key, in place of the oldest entry. That entry's allocations are reused when no request
     /// holds it any more.
-    pub(crate) fn remember(&self, url: String, uri: &Uri, host: &str) {
+    pub(crate) fn remember(&self, url: String, uri: &Uri, host: &HostKey) {
         let mut urls = self.urls.borrow_mut();
         let at = self.next.get();
         self.next.set((at + 1) % REMEMBERED);
@@ -85,14 +87,13 @@ impl UrlCache {
         if let Some(p) = slot.as_mut().and_then(Arc::get_mut) {
             p.url = url;
             p.uri = uri.clone();
-            p.host.clear();
-            p.host.push_str(host);
+            p.host = Arc::clone(host);
             return;
         }
         *slot = Some(Arc::new(Parsed {
             url,
             uri: uri.clone(),
-            host: host.to_owned(),
+            host: Arc::clone(host),
         }));
     }
 }
@@ -106,11 +107,11 @@ mod tests {
         let cache = UrlCache::default();
         assert!(matches!(cache.target("http://a.test/"), Target::Given(_)));
         let uri: Uri = "http://a.test/".parse().unwrap();
-        cache.remember("http://a.test/".into(), &uri, "a.test:80");
+        cache.remember("http://a.test/".into(), &uri, &"a.test:80".into());
         let Target::Known(p) = cache.target("http://a.test/") else {
             panic!("not remembered");
         };
-        assert_eq!((p.uri(), p.host()), (&uri, "a.test:80"));
+        assert_eq!((p.uri(), &**p.host()), (&uri, "a.test:80"));
         for other in [
             "http://a.test",
             "http://A.test/",
@@ -123,7 +124,7 @@ mod tests {
 
     fn remember(cache: &UrlCache, url: &str) -> Uri {
         let uri: Uri = url.parse().unwrap();
-        cache.remember(url.into(), &uri, &crate::url::host_key(&uri));
+        cache.remember(url.into(), &uri, &crate::url::host_key(&uri).into());
         uri
     }
 
@@ -147,7 +148,7 @@ mod tests {
         let Target::Known(p) = cache.target("http://e.test:8/") else {
             panic!("not remembered");
         };
-        assert_eq!(p.host(), "e.test:8");
+        assert_eq!(&**p.host(), "e.test:8");
     }
 
     #[test]
@@ -167,6 +168,6 @@ mod tests {
         assert!(matches!(cache.target("http://a.test/"), Target::Given(_)));
         assert_eq!(held.as_str(), "http://a.test/");
         let Target::Known(p) = held else { panic!() };
-        assert_eq!((p.uri().host(), p.host()), (Some("a.test"), "a.test:80"));
+        assert_eq!((p.uri().host(), &**p.host()), (Some("a.test"), "a.test:80"));
     }
 }

@@ -164,14 +164,12 @@ pub(crate) fn redact_query(url: &str, names: &[String]) -> String {
 }
 
 /// `uri` with the values of the query parameters named in `names` shown as `***`.
-pub(crate) fn redact_uri(uri: &Uri, names: &[String]) -> Uri {
+pub(crate) fn redact_uri(uri: Uri, names: &[String]) -> Uri {
     if names.is_empty() || uri.query().is_none() {
-        return uri.clone();
+        return uri;
     }
     // `*` is a sub-delimiter (RFC 3986 §2.2): the redacted URI still parses.
-    redact_query(&uri.to_string(), names)
-        .parse()
-        .unwrap_or_else(|_| uri.clone())
+    redact_query(&uri.to_string(), names).parse().unwrap_or(uri)
 }
 
 /// Whether the authority ends in `:` and something other than a port number (the http crate
@@ -345,8 +343,11 @@ mod tests {
         );
         assert_eq!(redact_query("http://h.test/x", &names), "http://h.test/x");
         let uri: Uri = "http://h.test/x?api_key=s3c".parse().unwrap();
-        assert_eq!(redact_uri(&uri, &names), "http://h.test/x?api_key=***");
-        assert_eq!(redact_uri(&uri, &[]), uri);
+        assert_eq!(
+            redact_uri(uri.clone(), &names),
+            "http://h.test/x?api_key=***"
+        );
+        assert_eq!(redact_uri(uri.clone(), &[]), uri);
     }
 
     #[test]
