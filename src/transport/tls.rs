@@ -92,6 +92,21 @@ impl Connector<Box<dyn Transport>> for TlsConnector {
         if !details.needs_tls() || transport.is_tls() {
             return Ok(Some(transport));
         }
+        self.handshake(details, transport).map(Some)
+    }
+}
+
+impl TlsConnector {
+    /// Wraps `transport` in a TLS session and completes the handshake. Out of line: the
+    /// session is built on this function's stack, several KiB deep, which a plain http
+    /// connection (passed through above) then never touches, so an idle worker's thread keeps
+    /// that much less stack resident.
+    #[inline(never)]
+    fn handshake(
+        &self,
+        details: &ConnectionDetails,
+        transport: Box<dyn Transport>,
+    ) -> Result<Box<dyn Transport>, ureq::Error> {
         let host = details.uri.host().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
@@ -113,10 +128,10 @@ impl Connector<Box<dyn Transport>> for TlsConnector {
         conn.complete_io(&mut sock)?;
         self.conns.clock().record(Phase::Tls, started.elapsed());
         let buffers = GrowBuffers::new(self.sizes, true);
-        Ok(Some(Box::new(TlsTransport {
+        Ok(Box::new(TlsTransport {
             buffers,
             stream: StreamOwned { conn, sock },
-        })))
+        }))
     }
 }
 
