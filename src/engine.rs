@@ -868,6 +868,11 @@ impl Engine {
     }
 
     /// Records the finished call and hands the caller its response or error.
+    ///
+    /// Out of line: the response it builds takes about 1.5 KiB of stack, which inlined would
+    /// sit above every attempt's (and so under ureq's response parser, the deepest point of a
+    /// call); a thread's resident stack is its deepest point.
+    #[inline(never)]
     fn finish(
         &self,
         call: Call,
@@ -981,23 +986,32 @@ impl Engine {
     ) -> Result<HttpResponse, Error> {
         let request = match (timeout, direct) {
             (None, false) => request,
-            // A target on the NO_PROXY list goes direct: the proxy is taken off for this
-            // request only (ureq's own NO_PROXY matching knows no CIDR blocks, so it is not
-            // given the list).
-            (t, direct) => {
-                let mut c = self.agent.configure_request(request);
-                if let Some(t) = t {
-                    c = c.timeout_global(Some(t));
-                }
-                if direct {
-                    c = c.proxy(None);
-                }
-                c.build()
-            }
+            (t, direct) => self.configure(request, t, direct),
         };
         self.agent
             .run(request)
             .map_err(|e| from_ureq(e, true).deadline_as(TimeoutPhase::Response))
+    }
+
+    /// `request` with its own ureq timeout, and without the proxy when it goes `direct`: a
+    /// target on the NO_PROXY list goes direct for this request only (ureq's own NO_PROXY
+    /// matching knows no CIDR blocks, so it is not given the list). Out of line: ureq's
+    /// request configuration is large, and the usual request (no proxy) never needs it.
+    #[inline(never)]
+    fn configure<S: ureq::AsSendBody>(
+        &self,
+        request: http::Request<S>,
+        timeout: Option<Duration>,
+        direct: bool,
+    ) -> http::Request<S> {
+        let mut c = self.agent.configure_request(request);
+        if let Some(t) = timeout {
+            c = c.timeout_global(Some(t));
+        }
+        if direct {
+            c = c.proxy(None);
+        }
+        c.build()
     }
 }
 
@@ -1089,6 +1103,23 @@ impl Engine {
     /// Sends one attempt, with a hedge scheduled when the call may be hedged: the first
     /// response head of the two is the attempt's, and the other is aborted.
     fn send_hedged(
+        &self,
+        call: &mut Call,
+        timeout: Option<Duration>,
+        state: &CallState,
+        resend_count: u32,
+        host: &HostLocal,
+    ) -> Result<HttpResponse, Error> {
+        if self.shared.config.hedge.is_none() {
+            return self.send(call, timeout, state, resend_count);
+        }
+        self.send_maybe_racing(call, timeout, state, resend_count, host)
+    }
+
+    /// [`Engine::send_hedged`] in a pool that hedges: out of line, so the hedge's copy of the
+    /// call does not widen the stack frame of every attempt in a pool that does not.
+    #[inline(never)]
+    fn send_maybe_racing(
         &self,
         call: &mut Call,
         timeout: Option<Duration>,
