@@ -21,8 +21,9 @@ use crate::url::basic_auth;
 /// Connects an http target's request to the HTTP proxy itself, as a forwarding connection.
 pub(crate) struct ForwardProxyConnector {
     /// The agent's configuration without its proxy: the connection to the proxy is made by
-    /// the rest of the chain (TCP, and TLS for an https proxy) as a direct one.
-    pub(super) direct: ureq::config::Config,
+    /// the rest of the chain (TCP, and TLS for an https proxy) as a direct one. `None` for a
+    /// client without a proxy, which never forwards.
+    pub(super) direct: Option<Box<ureq::config::Config>>,
 }
 
 impl fmt::Debug for ForwardProxyConnector {
@@ -46,6 +47,9 @@ impl<In: Transport> Connector<In> for ForwardProxyConnector {
             return Ok(None);
         };
         let http_proxy = matches!(proxy.protocol(), ProxyProtocol::Http | ProxyProtocol::Https);
+        let Some(direct) = self.direct.as_deref() else {
+            return Ok(None);
+        };
         if !http_proxy || details.uri.scheme() != Some(&Scheme::HTTP) {
             return Ok(None);
         }
@@ -55,11 +59,11 @@ impl<In: Transport> Connector<In> for ForwardProxyConnector {
         let proxy_uri = proxy.uri();
         let addrs = details
             .resolver
-            .resolve(proxy_uri, &self.direct, details.timeout)?;
+            .resolve(proxy_uri, direct, details.timeout)?;
         let to_proxy = ConnectionDetails {
             uri: proxy_uri,
             addrs,
-            config: &self.direct,
+            config: direct,
             request_level: details.request_level,
             resolver: details.resolver,
             now: details.now,

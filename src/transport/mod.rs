@@ -108,7 +108,10 @@ pub(crate) fn agent(
 ) -> ClientAgent {
     let (route, proxy) = route(c);
     let ureq_timeouts = proxy.is_some();
-    let direct = ureq_config(c, None, ureq_timeouts);
+    // Only a proxied client connects anywhere but directly: the others keep no second copy.
+    let direct = proxy
+        .is_some()
+        .then(|| Box::new(ureq_config(c, None, ureq_timeouts)));
     let config = ureq_config(c, proxy, ureq_timeouts);
     #[cfg(feature = "fuzzing")]
     if let Some(script) = script {
@@ -222,14 +225,14 @@ pub(crate) fn check_proxy(p: &crate::config::Proxy) -> Result<(), Error> {
 
 /// The connector chain of one client: forwarding to an HTTP proxy (http targets), SOCKS
 /// (feature `socks`), proxy CONNECT (https targets), TCP, TLS, counted. `direct` is the
-/// agent's configuration without its proxy, for connecting to the proxy itself; `proxy` the
-/// proxy's URI, if any.
+/// agent's configuration without its proxy, for connecting to the proxy itself (only with a
+/// proxy); `proxy` the proxy's URI, if any.
 pub(crate) fn connector(
     tls: Arc<ClientConfig>,
     conns: Arc<Connections>,
     sizes: BufferSizes,
     connect_timeout: Duration,
-    direct: Config,
+    direct: Option<Box<Config>>,
     proxy: Option<ureq::http::Uri>,
 ) -> impl Connector {
     let chain = ().chain(ForwardProxyConnector { direct });
