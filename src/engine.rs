@@ -311,7 +311,7 @@ impl Engine {
         let outcome = self.call_loop(&mut call, &mut state, policy, &mut slot);
         span.outcome(span_outcome(&outcome));
         let host = slot.unwrap_or_else(|| self.host(&call.host));
-        self.finish(call, state, &host, outcome)
+        self.finish(&mut call, &mut state, &host, outcome)
     }
 
     /// The phases, hop after hop and attempt after attempt. `slot` holds the current hop's
@@ -875,8 +875,8 @@ impl Engine {
     #[inline(never)]
     fn finish(
         &self,
-        call: Call,
-        state: CallState,
+        call: &mut Call,
+        state: &mut CallState,
         host: &HostLocal,
         outcome: Result<HttpResponse, Error>,
     ) -> Result<Response, Error> {
@@ -891,11 +891,13 @@ impl Engine {
         match outcome {
             Ok(response) => {
                 let finished = Finished {
+                    uri: redact_uri(std::mem::take(&mut call.uri), &call.sensitive_query),
+                    host: call.host.clone(),
                     attempts: state.attempts,
                     redirects: state.redirects,
                     counters: host.counters.clone(),
                     body: call.download.rules(self.shared.config.body_limit),
-                    history: state.history,
+                    history: std::mem::take(&mut state.history),
                     stream: StreamParts {
                         conns: (!self.ureq_timeouts).then(|| self.conns.clone()),
                         serial: self.conns.last_sender(),
@@ -908,7 +910,7 @@ impl Engine {
                         reused: state.timings.reused_connection(),
                     },
                 };
-                Ok(Response::new(response, call, finished))
+                Ok(Response::new(response, finished))
             }
             Err(e) => Err(e
                 .with_host(&call.host)

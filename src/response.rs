@@ -11,7 +11,6 @@ use crossbeam_utils::CachePadded;
 use ureq::http::header::{AsHeaderName, HeaderName};
 use ureq::http::{self, HeaderMap, StatusCode, Uri, Version};
 
-use crate::call::Call;
 use crate::decode::Decoded;
 use crate::download::{into_error, BodyReader, BodyRules, IdleDeadline};
 use crate::error::{Error, ErrorKind};
@@ -22,7 +21,6 @@ use crate::shared::HostKey;
 use crate::stream::{Events, Origin, DEFAULT_IDLE_TIMEOUT};
 use crate::telemetry::AttemptTimings;
 use crate::transport::Connections;
-use crate::url::redact_uri;
 
 /// A response: status and headers are here; the body is read with [`text`](Response::text),
 /// [`bytes`](Response::bytes), [`json`](Response::json) or
@@ -107,6 +105,9 @@ impl fmt::Debug for Response {
 
 /// What the engine knows of a finished call besides the response.
 pub(crate) struct Finished {
+    /// The final hop's URL, its secret query values redacted.
+    pub(crate) uri: Uri,
+    pub(crate) host: HostKey,
     pub(crate) attempts: u32,
     pub(crate) redirects: u32,
     pub(crate) counters: Arc<CachePadded<HostCounters>>,
@@ -149,22 +150,16 @@ fn request_id_in(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Response {
-    pub(crate) fn new(response: http::Response<ureq::Body>, call: Call, f: Finished) -> Response {
+    pub(crate) fn new(response: http::Response<ureq::Body>, f: Finished) -> Response {
         let (parts, body) = response.into_parts();
-        let Call {
-            uri,
-            host,
-            sensitive_query,
-            ..
-        } = call;
         Response {
             stream: f.stream,
             version: parts.version,
             connection: f.connection,
             status: parts.status,
             headers: parts.headers,
-            uri: redact_uri(uri, &sensitive_query),
-            host,
+            uri: f.uri,
+            host: f.host,
             attempts: f.attempts,
             redirects: f.redirects,
             body,
