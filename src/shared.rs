@@ -135,8 +135,9 @@ pub(crate) struct HostLocal {
 ///
 /// A [`HostKey`] is handed out by [`key`](Self::key) (and remembered with a parsed URL), so a
 /// call carries it by reference count. The hosts sit in a `Vec` indexed by a map;
-/// the last one found is tried first, by pointer and then by bytes, so a worker calling one
-/// host again and again neither hashes nor probes the map.
+/// the last one found is tried first, by pointer and then by bytes (a redirect's hop builds a
+/// key of its own, which only the bytes match), so a worker calling one host again and again
+/// neither hashes nor probes the map.
 pub(crate) struct LocalHosts {
     hosts: RefCell<Vec<(HostKey, HostLocal)>>,
     index: RefCell<HashMap<HostKey, usize, BuildHostHasher>>,

@@ -65,15 +65,16 @@ const CHUNK: usize = 4 * SUB_BUCKETS;
 /// Chunks of a [`Histogram`], the last one partly used.
 const CHUNKS: usize = BUCKETS.div_ceil(CHUNK);
 
-/// A latency histogram that many threads may record into without locking.
+/// A latency histogram that many threads may record into without locking (but for the
+/// one-time allocation of a chunk, see below).
 ///
 /// The total count is not stored: it is the sum of the buckets, which saves an atomic add per
 /// sample and keeps `count` consistent with the buckets by construction.
 ///
 /// The buckets are allocated a chunk (four powers of two) at a time, on the first sample that
-/// falls in it: a client's latencies usually span a few powers of two, so each of its shards
-/// holds two or three chunks of 256 bytes instead of all 281 buckets (2.2 KiB), and a pool of
-/// 1,000 idle clients holds megabytes less.
+/// falls in it: a client's latencies usually span a few powers of two, so each histogram holds
+/// one to three chunks of 256 bytes instead of all 281 buckets (2.2 KiB), and a pool of 1,000
+/// idle clients holds megabytes less.
 pub(super) struct Histogram {
     chunks: [OnceLock<Box<[AtomicU64; CHUNK]>>; CHUNKS],
     sum_nanos: AtomicU64,
@@ -98,7 +99,9 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    /// Records one sample. Relaxed atomics only: samples need no ordering with anything else.
+    /// Records one sample. Relaxed atomics, but for the acquire load that finds the sample's
+    /// chunk (the first sample in a chunk allocates it): samples need no ordering with anything
+    /// else.
     pub(super) fn record(&self, d: Duration) {
         let nanos = saturating_nanos(d);
         let index = bucket_index(nanos / 1_000);
