@@ -1061,7 +1061,7 @@ fn run_hedge(job: HedgeJob, local: &mut Local) {
     if let Some(engine) = local_engine(local) {
         engine.cookies = job.cookies.clone();
         engine.hedge(job);
-        engine.cookies = ClientJar::default();
+        engine.cookies = Default::default();
     }
 }
 
