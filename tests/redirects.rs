@@ -159,6 +159,53 @@ fn two_origins(first: u16, second: u16) -> (TestServer, TestServer) {
     (a, b)
 }
 
+/// The `Host` header lines of a logged request, as received.
+fn hosts(request: &LoggedRequest) -> Vec<&str> {
+    request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map(|(_, value)| value.as_str())
+        .collect()
+}
+
+#[test]
+fn each_hop_carries_one_host_header_naming_its_own_origin_unless_the_caller_set_one() {
+    scenario(|| {
+        let (a, b) = two_origins(302, 307);
+        let (a_host, b_host) = (a.addr().to_string(), b.addr().to_string());
+        let pool = pool(config());
+        let client = pool.checkout().unwrap();
+        // Twice: the second call's hops reuse what the client kept of the first.
+        for _ in 0..2 {
+            let response = client.get(&a.url("/start")).send().unwrap();
+            assert_eq!(response.redirects(), 2);
+        }
+        for (server, path, host) in [
+            (&a, "/start", &a_host),
+            (&b, "/hop", &b_host),
+            (&a, "/back", &a_host),
+        ] {
+            let seen = logged(server, path);
+            assert_eq!(seen.len(), 2, "{path}: {seen:?}");
+            for request in &seen {
+                assert_eq!(hosts(request), [host.as_str()], "{path}: {request:?}");
+            }
+        }
+        // A Host the caller set is the only one sent.
+        let mut echoed = client
+            .get(&a.url("/back"))
+            .header("host", "virtual.test")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        echoed.retain(|c| c != '\r');
+        let lines: Vec<&str> = echoed.lines().filter(|l| l.starts_with("host:")).collect();
+        assert_eq!(lines, ["host: virtual.test"], "{echoed}");
+    });
+}
+
 #[test]
 fn credentials_are_not_sent_to_another_origin_nor_restored_when_the_chain_returns() {
     scenario(|| {
