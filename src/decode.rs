@@ -26,6 +26,12 @@ pub(crate) enum Decoded<R: Read> {
 }
 
 impl<R: Read> Decoded<R> {
+    /// Whether this reader decodes a coding itself (the declared length is then the coded
+    /// one).
+    pub(crate) fn decodes(&self) -> bool {
+        !matches!(self, Decoded::Plain(_))
+    }
+
     /// `reader` (ureq's body reader of a response with these `headers`), decoded within
     /// `limit` decoded bytes.
     #[cfg_attr(not(feature = "zstd"), allow(unused_variables))]

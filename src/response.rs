@@ -521,10 +521,8 @@ impl Response {
             return Err(e);
         }
         let limit = self.rules.limit;
-        // The declared length of a coded body is its coded length: no hint of the decoded one.
-        let hint = (!self.headers.contains_key(http::header::CONTENT_ENCODING))
-            .then(|| self.body.content_length())
-            .flatten();
+        // ureq gives no length for a body it decodes (gzip, br).
+        let declared = self.body.content_length();
         let started = self.events.is_some().then(Instant::now);
         let mut reader = BodyReader {
             refused: None,
@@ -537,6 +535,10 @@ impl Response {
             host: Arc::clone(&self.host),
             counters: None,
         };
+        // Nor is the declared length of a body decoded here (zstd) a hint of the decoded one:
+        // it is the coded length. A coding no one decodes reaches the caller as sent, and its
+        // declared length is the body's.
+        let hint = declared.filter(|_| !reader.inner.decodes());
         let r = read_within(&mut reader, limit, hint);
         drop(reader);
         if let (Some(h), Some(started)) = (&self.events, started) {
