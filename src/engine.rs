@@ -283,7 +283,7 @@ impl Engine {
 
     /// Runs one call: attempts, retries, stale-connection replay and redirects, all within one
     /// deadline, with the host's breaker and retry budget consulted and metrics recorded.
-    pub(crate) fn execute(&self, mut call: Call) -> Result<Response, Error> {
+    pub(crate) fn execute(&self, call: &mut Call) -> Result<Response, Error> {
         let _running = InCall::enter(&self.in_call);
         if let Some((name, _)) = &self.shared.config.request_ids {
             if !call.headers.contains_key(name) {
@@ -311,10 +311,10 @@ impl Engine {
                 hedge.budget.record_request_at(state.started);
             }
         }
-        let outcome = self.call_loop(&mut call, &mut state, policy, &mut slot);
+        let outcome = self.call_loop(call, &mut state, policy, &mut slot);
         span.outcome(span_outcome(&outcome));
         let host = slot.unwrap_or_else(|| self.host(&call.host));
-        self.finish(&mut call, &mut state, &host, outcome)
+        self.finish(call, &mut state, &host, outcome)
     }
 
     /// The phases, hop after hop and attempt after attempt. `slot` holds the current hop's
@@ -954,7 +954,11 @@ impl Engine {
         let mut request = http::Request::new(());
         *request.method_mut() = call.method.clone();
         *request.uri_mut() = uri.clone();
-        request.headers_mut().clone_from(headers);
+        // A new request's map is empty and allocates nothing: cloning an empty one into it
+        // would only copy and drop empty vectors.
+        if !headers.is_empty() {
+            request.headers_mut().clone_from(headers);
+        }
         if let Some(host) = self.host_header(&call.host) {
             if !headers.contains_key(HOST) {
                 request.headers_mut().insert(HOST, host);

@@ -722,7 +722,7 @@ impl<'c> RequestBuilder<'c> {
     pub fn send(self) -> Result<Response, Error> {
         let engine = self.engine;
         match self.prepare() {
-            Ok(call) => engine.execute(call),
+            Ok(mut call) => engine.execute(&mut call),
             Err((e, host)) => Err(engine.refuse(e, host.as_deref())),
         }
     }
