@@ -16,6 +16,8 @@ set -euo pipefail
 # ONLY=default: the default build and bare ureq only (half the time).
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# PORT=80: the server on the scheme's default port, for which ureq writes the bare host as
+# `Host` instead of formatting `host:port` (binding it needs the right to bind below 1024).
 N1=${N1:-2000} N2=${N2:-12000} PORT=${PORT:-18181}
 # URLS=/a,/b: the paths sent in turn (default: one URL, `/`).
 # LIVE=1000: 999 other clients of the same kind stay alive, each holding a connection, beside
