@@ -959,11 +959,6 @@ impl Engine {
         if !headers.is_empty() {
             request.headers_mut().clone_from(headers);
         }
-        if let Some(host) = self.host_header(&call.host) {
-            if !headers.contains_key(HOST) {
-                request.headers_mut().insert(HOST, host);
-            }
-        }
         if let (Some(p), Some(ids)) = (&self.shared.config.propagator, &state.trace) {
             let cx = PropagationContext {
                 method: &call.method,
@@ -972,6 +967,12 @@ impl Engine {
                 ids,
             };
             p.0.inject(&cx, request.headers_mut());
+        }
+        // Last, so that a `Host` set by the caller or a propagator stays the only one.
+        if let Some(host) = self.host_header(&call.host) {
+            if !request.headers().contains_key(HOST) {
+                request.headers_mut().insert(HOST, host);
+            }
         }
         let result = match &mut call.body {
             Body::None => self.run_request(request, timeout, direct),

@@ -255,6 +255,47 @@ fn attempt_timings_show_a_new_connection_then_its_reuse() {
     });
 }
 
+/// Sets `Host` as a routing layer might: the only `Host` the server may see.
+struct RoutingHost;
+
+impl http_sentinel::telemetry::Propagator for RoutingHost {
+    fn inject(
+        &self,
+        _: &http_sentinel::telemetry::PropagationContext<'_>,
+        headers: &mut http_sentinel::http::HeaderMap,
+    ) {
+        headers.append(
+            "host",
+            http_sentinel::http::HeaderValue::from_static("routed.test"),
+        );
+    }
+}
+
+#[test]
+fn a_host_header_set_by_the_propagator_is_the_only_one_sent() {
+    scenario(|| {
+        let server = TestServer::builder()
+            .route("/", Behaviour::Respond(Reply::text(200, "fine")))
+            .start();
+        let pool = pool(config(Duration::from_secs(5)).propagator(Arc::new(RoutingHost)));
+        let client = pool.checkout().unwrap();
+        for _ in 0..2 {
+            assert_eq!(client.get(&server.url("/")).send().unwrap().status(), 200);
+        }
+        let seen = server.requests();
+        assert_eq!(seen.len(), 2);
+        for request in &seen {
+            let hosts: Vec<&str> = request
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
+                .map(|(_, value)| value.as_str())
+                .collect();
+            assert_eq!(hosts, ["routed.test"], "{request:?}");
+        }
+    });
+}
+
 #[test]
 fn the_w3c_propagator_sends_a_traceparent_per_attempt_in_the_entered_trace() {
     scenario(|| {
