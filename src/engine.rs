@@ -18,7 +18,7 @@
 //!
 //! Each new capability is a layer at one of these phases, not a branch inside a long loop.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, Ref};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -79,8 +79,6 @@ pub(crate) struct Engine {
     otel: Option<Arc<DurationShard>>,
     // The pool's cookie jar or this client's own (feature `cookies`; nothing without it).
     cookies: ClientJar,
-    // The `Host` header of the host this client called last, by its key (see `host_header`).
-    host_header: RefCell<Option<(HostKey, Option<HeaderValue>)>>,
 }
 
 /// What one call has done so far.
@@ -235,7 +233,6 @@ impl Engine {
             shared,
             discard: Cell::new(false),
             in_call: Cell::new(false),
-            host_header: RefCell::new(None),
         }
     }
 
@@ -930,6 +927,7 @@ impl Engine {
     fn send(
         &self,
         call: &mut Call,
+        host: &HostLocal,
         timeout: Option<Duration>,
         state: &CallState,
         resend_count: u32,
@@ -969,9 +967,9 @@ impl Engine {
             p.0.inject(&cx, request.headers_mut());
         }
         // Last, so that a `Host` set by the caller or a propagator stays the only one.
-        if let Some(host) = self.host_header(&call.host) {
+        if let Some(value) = &host.host_header {
             if !request.headers().contains_key(HOST) {
-                request.headers_mut().insert(HOST, host);
+                request.headers_mut().insert(HOST, value.clone());
             }
         }
         let result = match &mut call.body {
@@ -991,25 +989,6 @@ impl Engine {
         secrets.restore(response.headers_mut());
         self.cookies.store(&call.uri, response.headers());
         Ok(response)
-    }
-
-    /// The `Host` header for `host` (a `host:port` key) when its port is neither 80 nor 443:
-    /// the key itself, as ureq would write it, kept for the host called last. ureq formats
-    /// `host:port` anew for every request (about 840 instructions of its ~30,000); given on
-    /// the request, it is not. With port 80 or 443 (the scheme's default, ureq then copies
-    /// the bare host, or a rare `http://host:443`) it is left to ureq: a header in the
-    /// request's map would cost more than it saves, as ureq then looks up three headers of
-    /// its own in a map that is no longer empty.
-    fn host_header(&self, host: &HostKey) -> Option<HeaderValue> {
-        let mut last = self.host_header.borrow_mut();
-        if let Some((key, value)) = &*last {
-            if Arc::ptr_eq(key, host) || **key == **host {
-                return value.clone();
-            }
-        }
-        let value = host_header_value(host);
-        *last = Some((Arc::clone(host), value.clone()));
-        value
     }
 
     fn run_request<S: ureq::AsSendBody>(
@@ -1145,7 +1124,7 @@ impl Engine {
         host: &HostLocal,
     ) -> Result<HttpResponse, Error> {
         if self.shared.config.hedge.is_none() {
-            return self.send(call, timeout, state, resend_count);
+            return self.send(call, host, timeout, state, resend_count);
         }
         self.send_maybe_racing(call, timeout, state, resend_count, host)
     }
@@ -1162,7 +1141,7 @@ impl Engine {
         host: &HostLocal,
     ) -> Result<HttpResponse, Error> {
         match self.hedge_job(call, state, host) {
-            None => self.send(call, timeout, state, resend_count),
+            None => self.send(call, host, timeout, state, resend_count),
             Some((job, due)) => {
                 self.send_racing(call, timeout, state, resend_count, host, job, due)
             }
@@ -1186,7 +1165,7 @@ impl Engine {
         let (race, delay) = (job.race.clone(), job.delay);
         self.conns.arm_abort();
         let scheduled = schedule_hedge(due, job);
-        let result = self.send(call, timeout, state, resend_count);
+        let result = self.send(call, host, timeout, state, resend_count);
         let policy = call.policy.as_ref().unwrap_or(&self.shared.config.retry);
         let ok = decisive(&result, policy);
         let (result, settled) = race.primary_finish(result, ok, state.deadline);
@@ -1288,7 +1267,7 @@ impl Engine {
         // A panic (an event handler's) must still end the hedge's part in the race, or a
         // failed primary would wait for it until the deadline.
         let sent = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.hedge_send(&mut job.call, job.deadline)
+            self.hedge_send(&mut job.call, &host, job.deadline)
         }));
         let (result, attempt) = match sent {
             Ok(sent) => sent,
@@ -1350,6 +1329,7 @@ impl Engine {
     fn hedge_send(
         &self,
         call: &mut Call,
+        host: &HostLocal,
         deadline: Instant,
     ) -> (Result<HttpResponse, Error>, HedgeAttempt) {
         let mut state = CallState::start(call.timeout);
@@ -1358,7 +1338,7 @@ impl Engine {
         self.conns.set_deadline(deadline);
         self.conns.clock().reset();
         let opened_before = self.conns.opened();
-        let result = self.send(call, None, &state, 1);
+        let result = self.send(call, host, None, &state, 1);
         let took = started.elapsed();
         let opened = self.conns.opened() - opened_before;
         let timings = self.conns.clock().read(started, 1, opened == 0, took);
@@ -1499,31 +1479,4 @@ fn drain(response: HttpResponse) {
         &mut body.with_config().limit(64 * 1024).reader(),
         &mut std::io::sink(),
     );
-}
-
-/// The `Host` header value for a host key (`host:port`) with a port other than 80 and 443:
-/// the key itself. `None` for those two, or if the key is no valid value: ureq then builds the
-/// header itself.
-fn host_header_value(key: &str) -> Option<HeaderValue> {
-    if key.ends_with(":80") || key.ends_with(":443") {
-        return None;
-    }
-    HeaderValue::from_str(key).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_header_value;
-
-    #[test]
-    fn the_host_header_is_the_key_unless_its_port_is_80_or_443() {
-        let value = |key| host_header_value(key).map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(value("a.test:8080").as_deref(), Some("a.test:8080"));
-        assert_eq!(value("[::1]:8443").as_deref(), Some("[::1]:8443"));
-        assert_eq!(value("a.test:180").as_deref(), Some("a.test:180"));
-        // ureq writes these itself, from the URI (the bare host for the scheme's default).
-        for key in ["a.test:80", "a.test:443", "[::1]:80"] {
-            assert_eq!(value(key), None, "{key}");
-        }
-    }
 }
